@@ -1,0 +1,1 @@
+"""Touchpoint's CX engine: the store, import, metrics and analyses. No Streamlit here."""

@@ -1,0 +1,192 @@
+"""Command line: ``python -m cx COMMAND ...``. Every command prints machine-readable output on stdout;
+a user-facing error is one line on stderr and exit status 2, with the store unchanged."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from cx.errors import TouchpointError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def _print_frame(frame, fmt: str) -> None:
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        print(frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=2))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
+            print(frame.to_string(index=False))
+
+
+def _parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise TouchpointError(f"{what} {pair!r} has no '='.", fix=f"Write it as NAME=VALUE, e.g. {what} 'Score=nps'.")
+        left, right = pair.rsplit("=", 1)
+        out[left.strip()] = right.strip()
+    return out
+
+
+# -- data ------------------------------------------------------------------------------------------
+@command("import")
+def _cmd_import(args: argparse.Namespace) -> int:
+    from cx import ingest
+    from cx.store import open_store
+
+    options = ingest.Options.from_strings(_parse_pairs(args.option, "--option"))
+    if args.date_order:
+        options = options.replace(date_order=args.date_order)
+    if args.timezone:
+        options = options.replace(timezone=args.timezone)
+    store = open_store(args.db)
+    result = ingest.import_file(
+        store,
+        args.path,
+        kind=args.kind,
+        column_map=_parse_pairs(args.map, "--map") or None,
+        options=options,
+        sheet=args.sheet,
+        keep_extra=args.keep_extra,
+    )
+    _print_json(result.as_dict())
+    return 0
+
+
+@command("inspect")
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from cx import ingest
+    from cx.store import open_store
+
+    store = open_store(args.db)
+    found = ingest.inspect_file(store, args.path, kind=args.kind, sheet=args.sheet)
+    _print_json(found.as_dict())
+    return 0
+
+
+@command("batches")
+def _cmd_batches(args: argparse.Namespace) -> int:
+    from cx import ingest
+    from cx.store import open_store
+
+    _print_frame(ingest.list_batches(open_store(args.db)), args.format)
+    return 0
+
+
+@command("rejects")
+def _cmd_rejects(args: argparse.Namespace) -> int:
+    from cx import ingest
+    from cx.store import open_store
+
+    _print_frame(ingest.batch_rejects(open_store(args.db), args.batch_id), args.format)
+    return 0
+
+
+@command("remove")
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from cx import ingest
+    from cx.store import open_store
+
+    _print_json(ingest.remove_batch(open_store(args.db), args.batch_id))
+    return 0
+
+
+@command("demo")
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cx import demo
+    from cx.store import open_store
+
+    store = open_store(args.db)
+    results = demo.load_demo(store, seed=args.seed, scale=args.scale)
+    _print_json([r.as_dict() for r in results])
+    return 0
+
+
+@command("init")
+def _cmd_init(args: argparse.Namespace) -> int:
+    """Create the store if needed and fill it with the demo data the first time only."""
+    from cx import demo
+    from cx.store import open_store
+
+    store = open_store(args.db)
+    if store.is_empty() and not store.get_setting("demo_offered", False):
+        print(f"Creating {store.path} with the demo data set…", file=sys.stderr)
+        demo.load_demo(store)
+    store.set_setting("demo_offered", True)
+    _print_json({"db": str(store.path), "rows": store.row_counts(), "data_version": store.data_version()})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cx", description="Touchpoint: CX analytics on a DuckDB store.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--db", help="store path (default: $TOUCHPOINT_DB or data/touchpoint.duckdb)")
+        return p
+
+    p = add("import", "Import one export file; prints the batch as JSON.")
+    p.add_argument("path")
+    p.add_argument("--kind", choices=["responses", "tickets", "orders", "events", "customers"])
+    p.add_argument("--map", action="append", metavar="COLUMN=FIELD",
+                   help="map a column to a field (FIELD may be dim:NAME to keep it as a dimension, or ignore)")
+    p.add_argument("--sheet", help="Excel sheet name or 1-based number")
+    p.add_argument("--date-order", choices=["dmy", "mdy", "ymd"], help="how to read dates like 03/04/2024")
+    p.add_argument("--timezone", help="time zone of timestamps without an offset (default UTC)")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="value conventions: csat_scale=1-5, ces_scale=1-7, tenure_unit=month, decimal=',', nulls='?|N/A'")
+    p.add_argument("--keep-extra", action="store_true", help="keep unmapped columns as dimensions")
+
+    p = add("inspect", "Show how a file would be read and mapped, without importing it.")
+    p.add_argument("path")
+    p.add_argument("--kind", choices=["responses", "tickets", "orders", "events", "customers"])
+    p.add_argument("--sheet")
+
+    for name, help_ in (("batches", "List import batches."),):
+        p = add(name, help_)
+        p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p = add("rejects", "List the rows a batch rejected, with the reason.")
+    p.add_argument("batch_id", type=int)
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p = add("remove", "Remove one import batch; rows it overwrote come back.")
+    p.add_argument("batch_id", type=int)
+    p = add("demo", "Load the deterministic demo data set.")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply volumes (for benchmarks)")
+    p.add_argument("--seed", type=int, default=7)
+    add("init", "Create the store; load the demo data on first run.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TouchpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,393 @@
+"""The embedded DuckDB store: one CX data model, created and upgraded by versioned migrations.
+
+One read-write connection per process and database file; every query runs on its own cursor, because
+Streamlit serves each browser session from a thread of the same process. ``data_version()`` changes
+on every import and removal, so caches can key on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+from cx.errors import StoreBusy, TouchpointError, UnknownDimension
+
+DEFAULT_DB = Path("data") / "touchpoint.duckdb"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Field:
+    """One canonical column. ``kind`` says how raw text becomes a value at import."""
+
+    name: str
+    kind: str  # id | timestamp | text | dimension | integer | number | score | flag
+    required: bool = False
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One canonical table: its natural key and its fields, in column order."""
+
+    name: str
+    key: tuple[str, ...]
+    fields: tuple[Field, ...]
+    label: str = ""
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+F = Field
+TABLES: dict[str, Table] = {
+    "responses": Table(
+        "responses",
+        key=("response_id",),
+        label="survey responses (NPS, CSAT, CES)",
+        fields=(
+            F("response_id", "id", label="Response ID"),
+            F("submitted_at", "timestamp", required=True, label="Submitted at"),
+            F("customer_id", "id", label="Customer ID"),
+            F("nps", "score", label="NPS score (0–10)"),
+            F("csat", "score", label="CSAT score"),
+            F("ces", "score", label="CES score"),
+            F("comment", "text", label="Comment"),
+            F("survey", "dimension", label="Survey"),
+            F("channel", "dimension", label="Channel"),
+            F("touchpoint", "dimension", label="Touchpoint"),
+            F("journey_stage", "dimension", label="Journey stage"),
+            F("segment", "dimension", label="Segment"),
+            F("region", "dimension", label="Region"),
+            F("product", "dimension", label="Product"),
+            F("language", "dimension", label="Language"),
+        ),
+    ),
+    "tickets": Table(
+        "tickets",
+        key=("ticket_id",),
+        label="support tickets",
+        fields=(
+            F("ticket_id", "id", label="Ticket ID"),
+            F("created_at", "timestamp", required=True, label="Created at"),
+            F("customer_id", "id", label="Customer ID"),
+            F("first_response_at", "timestamp", label="First response at"),
+            F("resolved_at", "timestamp", label="Resolved at"),
+            F("status", "dimension", label="Status"),
+            F("channel", "dimension", label="Channel"),
+            F("priority", "dimension", label="Priority"),
+            F("team", "dimension", label="Team"),
+            F("category", "dimension", label="Category"),
+            F("reopens", "integer", label="Reopens"),
+            F("agent_replies", "integer", label="Agent replies"),
+            F("csat", "score", label="CSAT score"),
+            F("subject", "text", label="Subject"),
+            F("description", "text", label="Description"),
+        ),
+    ),
+    "orders": Table(
+        "orders",
+        key=("order_id",),
+        label="orders and invoices",
+        fields=(
+            F("order_id", "id", label="Order ID"),
+            F("customer_id", "id", required=True, label="Customer ID"),
+            F("ordered_at", "timestamp", required=True, label="Ordered at"),
+            F("amount", "number", required=True, label="Amount"),
+            F("quantity", "number", label="Quantity"),
+            F("currency", "dimension", label="Currency"),
+            F("status", "dimension", label="Status"),
+            F("channel", "dimension", label="Channel"),
+            F("product", "dimension", label="Product"),
+        ),
+    ),
+    "events": Table(
+        "events",
+        key=("customer_id", "occurred_at", "step"),
+        label="journey events",
+        fields=(
+            F("customer_id", "id", required=True, label="Customer ID"),
+            F("occurred_at", "timestamp", required=True, label="Occurred at"),
+            F("step", "dimension", required=True, label="Step"),
+            F("channel", "dimension", label="Channel"),
+            F("touchpoint", "dimension", label="Touchpoint"),
+            F("session_id", "id", label="Session ID"),
+        ),
+    ),
+    "customers": Table(
+        "customers",
+        key=("customer_id",),
+        label="customers",
+        fields=(
+            F("customer_id", "id", required=True, label="Customer ID"),
+            F("signup_at", "timestamp", label="Signed up at"),
+            F("churned_at", "timestamp", label="Churned at"),
+            F("tenure", "number", label="Tenure"),
+            F("churned", "flag", label="Churned (yes/no)"),
+            F("plan", "dimension", label="Plan"),
+            F("segment", "dimension", label="Segment"),
+            F("region", "dimension", label="Region"),
+            F("mrr", "number", label="Monthly revenue"),
+        ),
+    ),
+}
+del F
+
+# Columns the import adds beside the canonical fields (scales are per row: exports mix scales).
+SCALE_COLUMNS = {
+    "responses": (("csat_min", "SMALLINT"), ("csat_max", "SMALLINT"), ("ces_min", "SMALLINT"), ("ces_max", "SMALLINT")),
+    "tickets": (("csat_min", "SMALLINT"), ("csat_max", "SMALLINT")),
+    "customers": (("tenure_unit", "VARCHAR"),),
+}
+SQL_TYPES = {
+    "id": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "text": "VARCHAR",
+    "dimension": "VARCHAR",
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "score": "DOUBLE",
+    "flag": "BOOLEAN",
+}
+BOOKKEEPING_COLUMNS = (("batch_id", "BIGINT NOT NULL"), ("row_hash", "VARCHAR NOT NULL"))
+DIMENSION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+RESERVED_NAMES = frozenset(
+    {c for t in TABLES.values() for c in t.field_names}
+    | {c for cols in SCALE_COLUMNS.values() for c, _ in cols}
+    | {c for c, _ in BOOKKEEPING_COLUMNS}
+)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier that has already been checked against a whitelist."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_ddl(table: Table, name: str, primary_key: bool) -> str:
+    cols = [f"{quote_ident(f.name)} {SQL_TYPES[f.kind]}" for f in table.fields]
+    cols += [f"{c} {t}" for c, t in SCALE_COLUMNS.get(table.name, ())]
+    cols += [f"{c} {t}" for c, t in BOOKKEEPING_COLUMNS]
+    if primary_key:
+        cols.append(f"PRIMARY KEY ({', '.join(table.key)})")
+    return f"CREATE TABLE {name} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+def _migration_1(cur: duckdb.DuckDBPyConnection) -> None:
+    """The five canonical tables, their version history, and the bookkeeping tables."""
+    for table in TABLES.values():
+        # No PRIMARY KEY constraint: DuckDB's ART index costs memory at tens of millions of rows and
+        # the import already guarantees key uniqueness with its own upsert.
+        cur.execute(_table_ddl(table, table.name, primary_key=False))
+        # Superseded versions of rows, so removing a batch brings back what it overwrote.
+        cur.execute(_table_ddl(table, f"{table.name}_history", primary_key=False))
+    cur.execute("CREATE SEQUENCE batch_seq START 1")
+    cur.execute(
+        """CREATE TABLE batches (
+            batch_id BIGINT PRIMARY KEY, kind VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
+            sha256 VARCHAR, file_format VARCHAR, rows_read BIGINT, added BIGINT, updated BIGINT,
+            unchanged BIGINT, duplicates BIGINT, rejected BIGINT, mapping JSON, options JSON,
+            imported_at TIMESTAMP NOT NULL)"""
+    )
+    cur.execute(
+        """CREATE TABLE rejects (batch_id BIGINT NOT NULL, row_number BIGINT NOT NULL,
+            column_name VARCHAR, value VARCHAR, reason VARCHAR NOT NULL)"""
+    )
+    cur.execute(
+        """CREATE TABLE mappings (signature VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL,
+            mapping JSON NOT NULL, options JSON NOT NULL, columns JSON NOT NULL,
+            saved_at TIMESTAMP NOT NULL, uses BIGINT NOT NULL DEFAULT 0)"""
+    )
+    cur.execute("CREATE TABLE settings (key VARCHAR PRIMARY KEY, value JSON NOT NULL)")
+    cur.execute(
+        """CREATE TABLE dimensions (table_name VARCHAR NOT NULL, column_name VARCHAR NOT NULL,
+            label VARCHAR NOT NULL, PRIMARY KEY (table_name, column_name))"""
+    )
+    cur.execute("CREATE TABLE meta (data_version BIGINT NOT NULL)")
+    cur.execute("INSERT INTO meta VALUES (0)")
+
+
+MIGRATIONS = {1: _migration_1}
+
+
+class Store:
+    """A Touchpoint store: one DuckDB file, one read-write connection, a cursor per query."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreBusy(
+                    f"The store {self.path} is open in another Touchpoint process.",
+                    fix="Close the other app or command that uses it, or point --db / TOUCHPOINT_DB at another file.",
+                ) from exc
+            raise TouchpointError(
+                f"The store {self.path} cannot be opened: {exc}".strip(),
+                fix="Choose another --db path, or restore the file from a backup.",
+            ) from exc
+        except duckdb.Error as exc:
+            raise TouchpointError(
+                f"{self.path} is not a Touchpoint store ({exc}).",
+                fix="Choose another --db path or move that file away.",
+            ) from exc
+        self._write_lock = threading.RLock()
+        self._con.execute("SET TimeZone = 'UTC'")
+        self.migrate()
+
+    # -- connections ------------------------------------------------------------------------------
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for one query or transaction (safe to use from any thread)."""
+        cur = self._con.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside one write transaction: all of it lands, or none of it."""
+        with self._write_lock, self.cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+
+    def query_df(self, sql: str, params: Any = None):
+        """Run one read query with bound parameters and return a pandas DataFrame."""
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).df()
+
+    def close(self) -> None:
+        self._con.close()
+        _OPEN.pop(self.path.resolve(), None)
+
+    # -- schema -----------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+            )
+            return int(cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the store's schema, each in its own transaction."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise TouchpointError(
+                f"The store {self.path} was written by a newer Touchpoint (schema {current}, this one knows {SCHEMA_VERSION}).",
+                fix="Upgrade Touchpoint, or open another store with --db.",
+            )
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            with self.transaction() as cur:
+                MIGRATIONS[version](cur)
+                cur.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+        return SCHEMA_VERSION
+
+    def columns(self, table: str) -> list[str]:
+        """The columns a canonical table has now, including analyst-mapped dimensions."""
+        if table not in TABLES:
+            raise UnknownDimension(f"There is no table called {table!r}.", fix=f"Use one of {', '.join(TABLES)}.")
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+                [table],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def dimensions(self, table: str) -> list[str]:
+        """Columns of ``table`` usable as breakdowns: canonical dimensions plus analyst-mapped ones."""
+        canonical = [f.name for f in TABLES[table].fields if f.kind == "dimension"]
+        with self.cursor() as cur:
+            extra = [r[0] for r in cur.execute(
+                "SELECT column_name FROM dimensions WHERE table_name = ? ORDER BY column_name", [table]
+            ).fetchall()]
+        return canonical + [c for c in extra if c not in canonical]
+
+    def add_dimension(self, cur: duckdb.DuckDBPyConnection, table: str, name: str, label: str) -> None:
+        """Add an analyst-mapped dimension column to a table and its history (inside a transaction)."""
+        if not DIMENSION_NAME.match(name) or name in RESERVED_NAMES:
+            raise UnknownDimension(
+                f"{name!r} cannot be a dimension name.",
+                fix="Use lower-case letters, digits and underscores, starting with a letter, and not a canonical field name.",
+            )
+        exists = cur.execute(
+            "SELECT count(*) FROM dimensions WHERE table_name = ? AND column_name = ?", [table, name]
+        ).fetchone()[0]
+        if exists:
+            return
+        for t in (table, f"{table}_history"):
+            cur.execute(f"ALTER TABLE {quote_ident(t)} ADD COLUMN {quote_ident(name)} VARCHAR")
+        cur.execute("INSERT INTO dimensions VALUES (?, ?, ?)", [table, name, label])
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def data_version(self) -> int:
+        """A number that changes whenever imported data changes (use it in cache keys)."""
+        with self.cursor() as cur:
+            return int(cur.execute("SELECT data_version FROM meta").fetchone()[0])
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows now in each canonical table."""
+        with self.cursor() as cur:
+            return {t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
+
+    def is_empty(self) -> bool:
+        with self.cursor() as cur:
+            return cur.execute("SELECT count(*) FROM batches").fetchone()[0] == 0
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self.cursor() as cur:
+            row = cur.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, json.dumps(value)]
+            )
+
+    def checkpoint(self) -> None:
+        with self.cursor() as cur:
+            cur.execute("CHECKPOINT")
+
+
+_OPEN: dict[Path, Store] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def resolve_db_path(path: str | Path | None = None) -> Path:
+    """The store path: the argument, else ``TOUCHPOINT_DB``, else ``data/touchpoint.duckdb``."""
+    return Path(path or os.environ.get("TOUCHPOINT_DB") or DEFAULT_DB)
+
+
+def open_store(path: str | Path | None = None) -> Store:
+    """The process's one Store for that file, opened (and created or upgraded) on first use."""
+    resolved = resolve_db_path(path)
+    key = resolved.resolve()
+    with _OPEN_LOCK:
+        store = _OPEN.get(key)
+        if store is None:
+            store = _OPEN[key] = Store(resolved)
+        return store
