@@ -64,6 +64,7 @@ TABLES: dict[str, Table] = {
             F("response_id", "id", label="Response ID"),
             F("submitted_at", "timestamp", required=True, label="Submitted at"),
             F("customer_id", "id", label="Customer ID"),
+            F("order_id", "id", label="Order ID"),
             F("nps", "score", label="NPS score (0–10)"),
             F("csat", "score", label="CSAT score"),
             F("ces", "score", label="CES score"),
@@ -108,7 +109,9 @@ TABLES: dict[str, Table] = {
             F("order_id", "id", label="Order ID"),
             F("customer_id", "id", required=True, label="Customer ID"),
             F("ordered_at", "timestamp", required=True, label="Ordered at"),
-            F("amount", "number", required=True, label="Amount"),
+            # Not required: some exports (Olist's orders) carry the order but not its value; revenue
+            # metrics then count only orders that have an amount.
+            F("amount", "number", label="Amount"),
             F("quantity", "number", label="Quantity"),
             F("currency", "dimension", label="Currency"),
             F("status", "dimension", label="Status"),
