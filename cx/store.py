@@ -371,6 +371,16 @@ class Store:
                 "INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, json.dumps(value)]
             )
 
+    def clear_data(self) -> None:
+        """Remove every imported row and batch in one transaction (mappings and settings stay)."""
+        with self.transaction() as cur:
+            for t in TABLES:
+                cur.execute(f"DELETE FROM {t}")
+                cur.execute(f"DELETE FROM {t}_history")
+            cur.execute("DELETE FROM rejects")
+            cur.execute("DELETE FROM batches")
+            cur.execute("UPDATE meta SET data_version = data_version + 1")
+
     def checkpoint(self) -> None:
         with self.cursor() as cur:
             cur.execute("CHECKPOINT")
