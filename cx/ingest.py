@@ -714,9 +714,13 @@ def _value_fit(kind: str, name: str, p: Profile) -> float:
     if kind == "score":
         if p.numeric < 0.9:
             return 0.0
+        # A few out-of-range scores are typos to reject row by row, not a reason to doubt the column.
+        in_range = (p.min or 0) >= 0 and (p.max or 0) <= 10
         if name == "nps":
-            return 1.0 if (p.min or 0) >= 0 and (p.max or 0) <= 10 and p.integer > 0.99 else 0.0
-        return 1.0 if (p.min or 0) >= 0 and (p.max or 0) <= 10 else 0.0
+            if p.integer < 0.9 or (p.min or 0) < 0:
+                return 0.0
+            return 1.0 if in_range and p.integer > 0.99 else 0.7
+        return 1.0 if in_range else 0.5 if (p.min or 0) >= 0 and (p.max or 0) <= 100 else 0.0
     if kind in ("number", "integer"):
         if p.numeric < 0.9:
             return 0.0

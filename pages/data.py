@@ -243,39 +243,45 @@ def _import_tab() -> None:
         _show_result(last)
 
 
-@st.dialog("Remove this batch?")
 def _confirm_remove(batch_id: int, label: str) -> None:
-    st.write(f"Batch **{label}** and the rows it added will be removed. Rows it updated go back to their earlier "
-             "version. Other batches are not touched.")
-    c1, c2 = st.columns(2)
-    if c1.button("Remove", type="primary", key="data_remove_yes"):
-        try:
-            out = ingest.remove_batch(store, batch_id)
-        except TouchpointError as exc:
-            show_error(exc)
-            return
-        st.session_state["data_flash"] = (f"Removed batch {batch_id}: {fmt_int(out['rows_removed'])} rows removed, "
-                                          f"{fmt_int(out['rows_restored'])} earlier versions restored.")
-        st.rerun()
-    if c2.button("Cancel", key="data_remove_no"):
-        st.rerun()
+    """An inline confirmation (kept in session state, so it survives the rerun of its own buttons)."""
+    with st.container(border=True):
+        st.warning(f"Remove batch **{label}**? The rows it added are removed and rows it updated go back to their "
+                   "earlier version. Other batches are not touched.", icon=":material/warning:")
+        c1, c2, _ = st.columns([1, 1, 4])
+        if c1.button("Remove", type="primary", key="data_remove_yes"):
+            st.session_state.pop("data_confirm_remove", None)
+            try:
+                out = ingest.remove_batch(store, batch_id)
+            except TouchpointError as exc:
+                show_error(exc)
+                return
+            st.session_state["data_flash"] = (f"Removed batch {batch_id}: {fmt_int(out['rows_removed'])} rows removed, "
+                                              f"{fmt_int(out['rows_restored'])} earlier versions restored.")
+            st.rerun()
+        if c2.button("Cancel", key="data_remove_no"):
+            st.session_state.pop("data_confirm_remove", None)
+            st.rerun()
 
 
-@st.dialog("Replace all data with the demo data?")
 def _confirm_reset() -> None:
-    st.write("Every imported batch is removed and the demo data set (about two years of a fictional company's "
-             "surveys, tickets, orders, journeys and customers) is loaded. Saved mappings and settings stay.")
-    c1, c2 = st.columns(2)
-    if c1.button("Replace with demo data", type="primary", key="data_reset_yes"):
-        from cx import demo
+    with st.container(border=True):
+        st.warning("Replace all data with the demo data? Every imported batch is removed and the demo data set "
+                   "(two years of a fictional company's surveys, tickets, orders, journeys and customers) is loaded. "
+                   "Saved mappings and settings stay.", icon=":material/warning:")
+        c1, c2, _ = st.columns([2, 1, 3])
+        if c1.button("Replace with demo data", type="primary", key="data_reset_yes"):
+            from cx import demo
 
-        with st.spinner("Loading the demo data…"):
-            store.clear_data()
-            demo.load_demo(store)
-        st.session_state["data_flash"] = "The store now holds the demo data set."
-        st.rerun()
-    if c2.button("Cancel", key="data_reset_no"):
-        st.rerun()
+            st.session_state.pop("data_confirm_reset", None)
+            with st.spinner("Loading the demo data…"):
+                store.clear_data()
+                demo.load_demo(store)
+            st.session_state["data_flash"] = "The store now holds the demo data set."
+            st.rerun()
+        if c2.button("Cancel", key="data_reset_no"):
+            st.session_state.pop("data_confirm_reset", None)
+            st.rerun()
 
 
 def _batches_tab() -> None:
@@ -296,7 +302,10 @@ def _batches_tab() -> None:
         pick = st.selectbox("Batch", list(labels), format_func=labels.get, key="data_batch_pick")
         c1, c2 = st.columns([1, 3])
         if c1.button("Remove batch…", key="data_remove", icon=":material/delete:"):
-            _confirm_remove(int(pick), labels[pick])
+            st.session_state["data_confirm_remove"] = int(pick)
+        if st.session_state.get("data_confirm_remove") in labels:
+            confirm_id = st.session_state["data_confirm_remove"]
+            _confirm_remove(confirm_id, labels[confirm_id])
         rejects = ingest.batch_rejects(store, int(pick))
         if rejects.empty:
             c2.caption("This batch rejected no rows.")
@@ -308,6 +317,8 @@ def _batches_tab() -> None:
     st.divider()
     st.caption("Start over with a fictional company's data to explore Touchpoint.")
     if st.button("Reset to demo data…", key="data_reset", icon=":material/restart_alt:"):
+        st.session_state["data_confirm_reset"] = True
+    if st.session_state.get("data_confirm_reset"):
         _confirm_reset()
 
 

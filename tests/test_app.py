@@ -1,0 +1,93 @@
+"""AppTest smoke tests of the Streamlit pages (no browser): they load, show what they should, and act."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from pathlib import Path
+
+from cx import ingest
+from cx.store import open_store
+
+# Three responses, hand-written: r1 promoter, r2 detractor, r3 has a score outside 0–10 (rejected).
+ROOT = Path(__file__).resolve().parents[1]
+
+RESPONSES_CSV = (
+    "Response ID,Date Submitted,How likely are you to recommend us?,Comment,Channel\n"
+    "r1,2024-03-01 10:00,10,Great service,web\n"
+    "r2,2024-03-02 11:30,3,Slow delivery,app\n"
+    "r3,2024-03-03 09:15,11,Typo score,web\n"
+).encode()
+
+
+@pytest.fixture
+def app_db(tmp_path, monkeypatch):
+    db = tmp_path / "app.duckdb"
+    monkeypatch.setenv("TOUCHPOINT_DB", str(db))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield db
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _run_app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_data_page_loads_with_empty_store_and_says_what_to_import(app_db):
+    at = _run_app()
+    assert at.title[0].value == "Data"
+    infos = " ".join(i.value for i in at.info)
+    assert "Import survey responses" in infos
+    assert "No batches yet" in infos
+    assert "Nothing imported yet" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_data_page_upload_proposes_mapping_and_imports_with_rejects(app_db):
+    at = _run_app()
+    at.file_uploader[0].upload("nps.csv", RESPONSES_CSV, "text/csv").run()
+    assert not at.exception, at.exception
+    mapping = at.data_editor[0].value
+    maps = dict(zip(mapping["Column in file"], mapping["Maps to"]))
+    assert maps == {
+        "Response ID": "response_id",
+        "Date Submitted": "submitted_at",
+        "How likely are you to recommend us?": "nps",
+        "Comment": "comment",
+        "Channel": "channel",
+    }
+    at.button(key=[b.key for b in at.button if b.key and b.key.startswith("data_import_")][0]).click().run()
+    assert not at.exception, at.exception
+    assert "Imported **nps.csv** as survey responses" in " ".join(s.value for s in at.success)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows read"] == "3"
+    assert metrics["Added"] == "2"
+    assert metrics["Rejected"] == "1"
+    rejects = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert list(rejects["row"]) == [3]
+    assert "0 to 10" in rejects["reason"].iloc[0]
+    store = open_store(app_db)
+    assert store.row_counts()["responses"] == 2
+    assert ingest.list_batches(store)["rows_read"].tolist() == [3]
+
+
+def test_data_page_lists_batches_and_remove_needs_confirmation(app_db, tmp_path):
+    store = open_store(app_db)
+    f = tmp_path / "nps.csv"
+    f.write_bytes(RESPONSES_CSV)
+    result = ingest.import_file(store, f)
+    at = _run_app()
+    assert at.selectbox(key="data_batch_pick").value == result.batch_id
+    at.button(key="data_remove").click().run()
+    assert not at.exception
+    assert store.row_counts()["responses"] == 2  # nothing removed before the confirmation
+    at.button(key="data_remove_yes").click().run()
+    assert not at.exception, at.exception
+    assert store.row_counts()["responses"] == 0
+    assert ingest.list_batches(store).empty
