@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Streamlit treats an app with a pages/ folder as an old-style multipage app until the first session
+# has run st.navigation, so a shared deep link opened first after a restart would run the page without
+# app.py's frame. Declaring the app st.navigation-based before the server starts avoids that.
+STREAMLIT := $(BIN)/python -c "import sys; from streamlit.runtime.pages_manager import PagesManager; PagesManager.uses_pages_directory = False; from streamlit.web.cli import main; sys.exit(main())"
 
 .PHONY: run test bench demo clean-data system-deps
 
@@ -32,7 +36,7 @@ system-deps:
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m cx init
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(STREAMLIT) run app.py --server.port $(PORT)
 
 test: $(VENV)/.dev system-deps
 	$(BIN)/python -m pytest

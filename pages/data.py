@@ -99,7 +99,9 @@ def _show_result(result: dict) -> None:
         st.caption(f"ℹ️ {n}")
     if result["rejected"]:
         rejects = ingest.batch_rejects(store, result["batch_id"])
-        st.warning(f"{fmt_int(result['rejected'])} rows were rejected. Each is listed with its row, column, value and reason.")
+        n = result["rejected"]
+        st.warning(f"{fmt_int(n)} {'row was' if n == 1 else 'rows were'} rejected. Each is listed below with its row, "
+                   "column, value and reason.")
         st.dataframe(rejects.head(500), hide_index=True, width="stretch")
         st.download_button("Download rejected rows (CSV)", to_csv_bytes(rejects),
                            file_name=f"rejects-batch-{result['batch_id']}.csv", mime="text/csv",
@@ -310,7 +312,7 @@ def _batches_tab() -> None:
         if rejects.empty:
             c2.caption("This batch rejected no rows.")
         else:
-            with st.expander(f"{fmt_int(len(rejects))} rejected rows in batch {pick}"):
+            with st.expander(f"{fmt_int(len(rejects))} rejected row{'' if len(rejects) == 1 else 's'} in batch {pick}"):
                 st.dataframe(rejects.head(1000), hide_index=True, width="stretch")
                 st.download_button("Download rejected rows (CSV)", to_csv_bytes(rejects),
                                    file_name=f"rejects-batch-{pick}.csv", mime="text/csv", key="data_rejects_dl")
