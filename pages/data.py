@@ -129,6 +129,8 @@ def _import_tab() -> None:
         return
     saved = [(u, *_save_upload(u)) for u in uploads]
     names = [u.name for u, _, _ in saved]
+    if len(saved) > 1:
+        _import_all(saved)
     choice = st.selectbox("File", range(len(saved)), format_func=lambda i: names[i], key="data_file") if len(saved) > 1 else 0
     upload, path, sha = saved[choice]
     kind_key = f"data_kind_{sha[:12]}"
@@ -243,6 +245,39 @@ def _import_tab() -> None:
         st.rerun()
     if last and last.get("sha") == sha:
         _show_result(last)
+
+
+def _import_all(saved) -> None:
+    """Import every uploaded file with its proposed (or saved) mapping, one batch each."""
+    summary = st.session_state.get("data_import_all")
+    c1, c2 = st.columns([1, 3])
+    c2.caption(f"{len(saved)} files uploaded. Review each below, or import them all with the proposed mappings.")
+    if c1.button(f"Import all {len(saved)} files", key="data_import_all_btn", icon=":material/library_add:"):
+        bar = st.progress(0.0, text="Starting…")
+        rows = []
+        for i, (upload, path, sha) in enumerate(saved):
+            bar.progress(i / len(saved), text=f"Importing {upload.name} ({i + 1} of {len(saved)})")
+            try:
+                r = ingest.import_file(store, path, file_name=upload.name,
+                                       kind=st.session_state.get(f"data_kind_{sha[:12]}"),
+                                       sheet=st.session_state.get(f"data_sheet_{sha[:12]}"))
+                rows.append({"File": upload.name, "Kind": TABLE_LABELS[r.kind], "Batch": r.batch_id,
+                             "Rows read": r.rows_read, "Added": r.added, "Updated": r.updated,
+                             "Unchanged": r.unchanged, "Duplicates": r.duplicates, "Rejected": r.rejected,
+                             "Problem": ""})
+            except TouchpointError as exc:
+                rows.append({"File": upload.name, "Kind": "", "Batch": None, "Rows read": None, "Added": None,
+                             "Updated": None, "Unchanged": None, "Duplicates": None, "Rejected": None,
+                             "Problem": str(exc)})
+        bar.empty()
+        st.session_state["data_import_all"] = rows
+        st.rerun()
+    if summary:
+        failed = [r for r in summary if r["Problem"]]
+        (st.warning if failed else st.success)(
+            f"Imported {len(summary) - len(failed)} of {len(summary)} files."
+            + (" Open each file that failed below to fix its mapping." if failed else ""))
+        st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch")
 
 
 def _confirm_remove(batch_id: int, label: str) -> None:

@@ -91,3 +91,22 @@ def test_data_page_lists_batches_and_remove_needs_confirmation(app_db, tmp_path)
     assert not at.exception, at.exception
     assert store.row_counts()["responses"] == 0
     assert ingest.list_batches(store).empty
+
+
+def test_data_page_imports_several_files_at_once(app_db):
+    # Two exports of different kinds, hand-written: two tickets, and three orders of which one repeats o1.
+    tickets = b"Ticket ID,Created at,Status\nt1,2024-01-02 09:00,open\nt2,2024-01-03 10:00,solved\n"
+    orders = b"Order ID,Customer ID,Order Date,Total\no1,c1,2024-01-05,10\no2,c2,2024-01-06,20\no1,c1,2024-01-05,12\n"
+    at = _run_app()
+    at.file_uploader[0].set_value([("tickets.csv", tickets, "text/csv"), ("orders.csv", orders, "text/csv")]).run()
+    assert not at.exception, at.exception
+    at.button(key="data_import_all_btn").click().run()
+    assert not at.exception, at.exception
+    assert "Imported 2 of 2 files." in " ".join(s.value for s in at.success)
+    summary = next(d.value for d in at.dataframe if "Problem" in d.value.columns).set_index("File")
+    assert summary.loc["tickets.csv", "Added"] == 2
+    assert summary.loc["orders.csv", "Added"] == 2
+    assert summary.loc["orders.csv", "Duplicates"] == 1
+    store = open_store(app_db)
+    assert store.row_counts()["tickets"] == 2
+    assert store.query_df("SELECT amount FROM orders WHERE order_id = 'o1'")["amount"].tolist() == [12.0]
