@@ -39,7 +39,7 @@ run: $(VENV)/.runtime
 	$(STREAMLIT) run app.py --server.port $(PORT)
 
 test: $(VENV)/.dev system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 demo: $(VENV)/.runtime
 	$(BIN)/python -m cx demo
