@@ -62,7 +62,7 @@ def _mapping_table(found: ingest.Inspection, kind: str) -> pd.DataFrame:
         values = examples.iloc[:, i].dropna().astype(str).head(3).tolist() if i < examples.shape[1] else []
         rows.append({
             "Column in file": col,
-            "Examples": ", ".join(v[:30] for v in values),
+            "Examples": ", ".join(v if len(v) <= 22 else v[:21] + "…" for v in values),
             "Maps to": (DIMENSION if target.startswith("dim:") else IGNORE if target == "ignore" else target),
             "Dimension name": target[4:] if target.startswith("dim:") else ingest.slugify(col),
             "Confidence": found.field_confidence.get(target) if target not in ("ignore",) else None,
@@ -180,7 +180,9 @@ def _import_tab() -> None:
             "Maps to": st.column_config.SelectboxColumn("Maps to", options=targets, required=True,
                                                         help="The Touchpoint field this column feeds"),
             "Confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="percent"),
-            "Dimension name": st.column_config.TextColumn("Dimension name", help="Used when the column is kept as a dimension"),
+            "Dimension name": st.column_config.TextColumn("Dimension name", width="small",
+                                                          help="Used when the column is kept as a dimension"),
+            "Examples": st.column_config.TextColumn("Examples", width="medium"),
         },
         key=f"data_map_{sha[:12]}_{kind}_{found.sheet}",
     )
