@@ -110,3 +110,32 @@ def test_data_page_imports_several_files_at_once(app_db):
     store = open_store(app_db)
     assert store.row_counts()["tickets"] == 2
     assert store.query_df("SELECT amount FROM orders WHERE order_id = 'o1'")["amount"].tolist() == [12.0]
+
+
+def test_ambiguous_dates_are_asked_about_then_imported_as_chosen(app_db):
+    # Every date fits both orders (day and month both ≤ 12), so the page must ask.
+    csv = b"Response ID,Date,NPS\nr1,03/04/2024,9\nr2,05/06/2024,2\n"
+    at = _run_app()
+    at.file_uploader[0].upload("ambiguous.csv", csv, "text/csv").run()
+    assert not at.exception, at.exception
+    assert any("3 April or 4 March" in w.value for w in at.warning)
+    import_key = next(b.key for b in at.button if b.key and b.key.startswith("data_import_"))
+    at.button(key=import_key).click().run()
+    assert any("Choose the date order" in w.value for w in at.warning)
+    store = open_store(app_db)
+    assert store.row_counts()["responses"] == 0 and ingest.list_batches(store).empty
+    date_key = next(s.key for s in at.selectbox if s.key and s.key.startswith("data_dates_"))
+    at.selectbox(key=date_key).set_value("Day first (31/12/2024)").run()
+    at.button(key=import_key).click().run()
+    assert not at.exception, at.exception
+    dates = store.query_df("SELECT response_id, CAST(submitted_at AS DATE) AS d FROM responses ORDER BY 1")
+    assert [str(d)[:10] for d in dates["d"]] == ["2024-04-03", "2024-06-05"]
+
+
+def test_an_unreadable_upload_is_explained_in_plain_words(app_db):
+    at = _run_app()
+    at.file_uploader[0].upload("export.csv", b"\x00\x01\x02\x03binary\x00\xff" * 50, "text/csv").run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "looks like a binary file" in errors and "Export the data as CSV" in errors
+    assert "Traceback" not in errors
