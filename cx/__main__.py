@@ -136,6 +136,37 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- metrics ---------------------------------------------------------------------------------------
+@command("metrics")
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from cx.metrics import list_metrics
+
+    _print_frame(list_metrics(), args.format)
+    return 0
+
+
+@command("metric")
+def _cmd_metric(args: argparse.Namespace) -> int:
+    from cx import metrics
+    from cx.engine import backend_for, is_external
+    from cx.store import open_store
+
+    backend = backend_for(None if is_external() else open_store(args.db))
+    where: dict[str, list[str]] = {}
+    for dim, value in _parse_pairs(args.where, "--where").items():
+        where.setdefault(dim, []).extend(v for v in value.split("|"))
+    if args.compare:
+        if not (args.start and args.end):
+            raise TouchpointError("--compare needs --from and --to.", fix="Give the period to compare, e.g. --from 2026-04-01 --to 2026-06-30.")
+        frame = metrics.compare_metric(backend, args.name, start=args.start, end=args.end, compare=args.compare,
+                                       by=tuple(args.by or ()), where=where)
+    else:
+        frame = metrics.query_metric(backend, args.name, grain=args.grain, by=tuple(args.by or ()),
+                                     start=args.start, end=args.end, where=where)
+    _print_frame(frame, args.format)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cx", description="Touchpoint: CX analytics on a DuckDB store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply volumes (for benchmarks)")
     p.add_argument("--seed", type=int, default=7)
     add("init", "Create the store; load the demo data on first run.")
+    p = add("metrics", "List the metrics Touchpoint computes.")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p = add("metric", "Compute one metric: value, n, 95% interval and low-sample flag per group.")
+    p.add_argument("name")
+    p.add_argument("--by", action="append", metavar="DIM", help="break down by a dimension (repeatable)")
+    p.add_argument("--grain", choices=["day", "week", "month", "quarter", "year"])
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive), YYYY-MM-DD")
+    p.add_argument("--where", action="append", metavar="DIM=VALUE", help="keep rows where DIM is VALUE (a|b for several)")
+    p.add_argument("--compare", choices=["previous", "year"], help="compare with the previous period or a year before")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     return parser
 
 

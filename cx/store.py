@@ -265,6 +265,12 @@ class Store:
         finally:
             cur.close()
 
+    def open_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor the caller keeps (one per thread, e.g. under an Ibis backend) and closes."""
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        return cur
+
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor inside one write transaction: all of it lands, or none of it."""

@@ -1,0 +1,532 @@
+"""Every CX metric, declared once, computed on an Ibis backend (the DuckDB store by default, Spark
+or a warehouse when a user outgrows one machine: see ``cx.engine``).
+
+A query is metric × time grain × breakdown dimensions × filters. The engine aggregates (numerators
+and denominators separately, so ratios stay right under any grouping); only the small aggregated
+frame reaches pandas, where values, intervals and low-sample flags are finished.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Callable
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from cx import stats
+from cx.errors import UnknownDimension, UnknownMetric
+
+GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
+MIN_N = 30
+# Orders with these statuses are not revenue.
+NOT_REVENUE = ("refunded", "cancelled", "canceled", "returned", "void", "failed")
+BOOKKEEPING = frozenset({"batch_id", "row_hash"})
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric, declared once. ``kind`` says how it aggregates; the callables build the engine
+    expressions for the rows (``value``), the rows counted (``base``) and the numerator
+    (``condition``)."""
+
+    name: str
+    label: str
+    description: str
+    table: str
+    date_column: str
+    kind: str  # nps | share | mean | quantile | count | sum | ratio | backlog | churn | retention
+    unit: str  # points | percent | score | hours | count | currency | ratio
+    good: str  # up | down
+    decimals: int = 1
+    value: Callable[[Any], Any] | None = None
+    base: Callable[[Any], Any] | None = None
+    condition: Callable[[Any], Any] | None = None
+    q: float | None = None
+    numerator: Callable[[Any], Any] | None = None  # ratio: aggregate expressions
+    denominator: Callable[[Any], Any] | None = None
+
+
+def _hours(later: str, earlier: str) -> Callable[[Any], Any]:
+    # Epoch seconds, not a timestamp delta: DuckDB and Spark disagree on delta semantics.
+    return lambda t: (t[later].epoch_seconds() - t[earlier].epoch_seconds()) / 3600.0
+
+
+def _revenue_rows(t):
+    return t.amount.notnull() & (t.status.isnull() | ~t.status.lower().isin(NOT_REVENUE))
+
+
+def _ces_1_to_7(t):
+    """CES rescaled to 1–7, so exports on other scales (1–5) are comparable."""
+    lo = t.ces_min.fill_null(1).cast("float64")
+    hi = t.ces_max.fill_null(7).cast("float64")
+    return 1.0 + 6.0 * (t.ces.cast("float64") - lo) / (hi - lo)
+
+
+def _csat_satisfied(t):
+    """Top-two-box on integer scales up to 10 (4–5 on 1–5); the top fifth on 0–100."""
+    hi = t.csat_max.fill_null(5)
+    lo = t.csat_min.fill_null(1)
+    return ibis.ifelse(hi <= 10, t.csat >= hi - 1, t.csat >= lo + 0.8 * (hi - lo))
+
+
+def _resolved(t):
+    return t.resolved_at.notnull()
+
+
+M = Metric
+REGISTRY: dict[str, Metric] = {m.name: m for m in [
+    M("nps", "NPS", "Net Promoter Score: % promoters (9–10) minus % detractors (0–6), in points from −100 to 100.",
+      "responses", "submitted_at", "nps", "points", "up", 1, base=lambda t: t.nps.notnull()),
+    M("csat", "CSAT", "Share of satisfied answers: the top two boxes of their scale (4–5 on 1–5).",
+      "responses", "submitted_at", "share", "percent", "up", 1, base=lambda t: t.csat.notnull(),
+      condition=_csat_satisfied),
+    M("ces", "CES (mean)", "Customer Effort Score: mean answer, rescaled to 1–7 (7 = very easy).",
+      "responses", "submitted_at", "mean", "score", "up", 2, base=lambda t: t.ces.notnull(), value=_ces_1_to_7),
+    M("ces_easy", "CES % easy", "Share of effort answers in the top three boxes (5–7 on 1–7).",
+      "responses", "submitted_at", "share", "percent", "up", 1, base=lambda t: t.ces.notnull(),
+      condition=lambda t: _ces_1_to_7(t) >= 5),
+    M("responses", "Responses", "Number of survey responses.", "responses", "submitted_at", "count", "count", "up", 0),
+    M("comment_share", "Comment share", "Share of responses with a written comment.", "responses", "submitted_at",
+      "share", "percent", "up", 1, condition=lambda t: t.comment.notnull() & (t.comment.strip().length() > 0)),
+    M("frt_median", "First response time (median)", "Median hours from ticket creation to the first agent reply.",
+      "tickets", "created_at", "quantile", "hours", "down", 1, value=_hours("first_response_at", "created_at"), q=0.5),
+    M("frt_mean", "First response time (mean)", "Mean hours from ticket creation to the first agent reply.",
+      "tickets", "created_at", "mean", "hours", "down", 1, value=_hours("first_response_at", "created_at")),
+    M("frt_p90", "First response time (p90)", "90th percentile of hours to the first agent reply.",
+      "tickets", "created_at", "quantile", "hours", "down", 1, value=_hours("first_response_at", "created_at"), q=0.9),
+    M("ttr_median", "Time to resolution (median)", "Median hours from ticket creation to resolution (resolved tickets).",
+      "tickets", "created_at", "quantile", "hours", "down", 1, value=_hours("resolved_at", "created_at"), q=0.5),
+    M("ttr_mean", "Time to resolution (mean)", "Mean hours from ticket creation to resolution (resolved tickets).",
+      "tickets", "created_at", "mean", "hours", "down", 1, value=_hours("resolved_at", "created_at")),
+    M("ttr_p90", "Time to resolution (p90)", "90th percentile of hours to resolution (resolved tickets).",
+      "tickets", "created_at", "quantile", "hours", "down", 1, value=_hours("resolved_at", "created_at"), q=0.9),
+    M("fcr", "First-contact resolution", "Share of resolved tickets solved with at most one agent reply and never "
+      "reopened (tickets without a reply count are judged on reopens alone).", "tickets", "created_at", "share",
+      "percent", "up", 1, base=_resolved,
+      condition=lambda t: (t.agent_replies.isnull() | (t.agent_replies <= 1)) & (t.reopens.fill_null(0) == 0)),
+    M("reopen_rate", "Reopen rate", "Share of resolved tickets reopened at least once.", "tickets", "created_at",
+      "share", "percent", "down", 1, base=_resolved, condition=lambda t: t.reopens.fill_null(0) > 0),
+    M("backlog", "Open backlog", "Tickets open at the end of the period (created, not yet resolved).", "tickets",
+      "created_at", "backlog", "count", "down", 0),
+    M("churn_rate", "Churn rate", "Customers lost in the period ÷ customers active at its start (from signup and "
+      "churn dates). For exports with tenure and a churned flag but no dates: share of customers churned.",
+      "customers", "signup_at", "churn", "percent", "down", 1),
+    M("retention_rate", "Retention rate", "100% minus the churn rate: customers active at the start of the period "
+      "who are still active at its end.", "customers", "signup_at", "retention", "percent", "up", 1),
+    M("revenue", "Revenue", "Sum of order amounts (refunded and cancelled orders excluded).", "orders", "ordered_at",
+      "sum", "currency", "up", 0, base=_revenue_rows, value=lambda t: t.amount),
+    M("orders", "Orders", "Number of orders (refunded and cancelled excluded).", "orders", "ordered_at", "count",
+      "count", "up", 0, base=lambda t: t.status.isnull() | ~t.status.lower().isin(NOT_REVENUE)),
+    M("aov", "Average order value", "Mean amount per order (refunded and cancelled excluded).", "orders",
+      "ordered_at", "mean", "currency", "up", 2, base=_revenue_rows, value=lambda t: t.amount),
+    M("purchase_frequency", "Purchase frequency", "Orders per purchasing customer in the period.", "orders",
+      "ordered_at", "ratio", "ratio", "up", 2, base=lambda t: t.status.isnull() | ~t.status.lower().isin(NOT_REVENUE),
+      numerator=lambda t: t.count(), denominator=lambda t: t.customer_id.nunique()),
+    M("clv_historical", "Historical CLV", "Revenue per purchasing customer over the selected range (the horizon).",
+      "orders", "ordered_at", "ratio", "currency", "up", 2, base=_revenue_rows,
+      numerator=lambda t: t.amount.sum(), denominator=lambda t: t.customer_id.nunique()),
+]}
+del M
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One query, defaults resolved; hashable, so it is also a cache key."""
+
+    metric: str
+    grain: str | None = None
+    by: tuple[str, ...] = ()
+    start: date | None = None
+    end: date | None = None  # inclusive
+    where: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+    min_n: int = MIN_N
+
+    @classmethod
+    def build(cls, metric: str, *, grain: str | None = None, by=(), start=None, end=None, where=None,
+              min_n: int = MIN_N) -> "MetricQuery":
+        if metric not in REGISTRY:
+            raise UnknownMetric(f"There is no metric called {metric!r}.",
+                                fix=f"Use one of: {', '.join(REGISTRY)} (python -m cx metrics lists them).")
+        if grain not in (None, *GRAINS):
+            raise UnknownDimension(f"{grain!r} is not a time grain.", fix=f"Use one of: {', '.join(GRAINS)}.")
+        w = tuple(sorted((str(d), tuple(sorted(str(v) for v in vals))) for d, vals in (where or {}).items() if vals))
+        return cls(metric, grain, tuple(by), _as_date(start), _as_date(end), w, int(min_n))
+
+
+def _as_date(v) -> date | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    return date.fromisoformat(str(v))
+
+
+def list_metrics() -> pd.DataFrame:
+    """The registry as a table: name, label, unit, which direction is good, table, description."""
+    return pd.DataFrame([{"name": m.name, "label": m.label, "unit": m.unit, "good": m.good, "table": m.table,
+                          "description": m.description} for m in REGISTRY.values()])
+
+
+# ------------------------------------------------------------------------------------------------
+# Engine side: aggregation
+# ------------------------------------------------------------------------------------------------
+def _check_dims(t, table: str, dims) -> None:
+    cols = set(t.columns) - BOOKKEEPING
+    for d in dims:
+        if d not in cols:
+            raise UnknownDimension(
+                f"{table} has no column {d!r} to break down or filter by.",
+                fix=f"Use one of: {', '.join(sorted(c for c in cols if t[c].type().is_string()))}.")
+
+
+def _ts(d: date) -> Any:
+    return ibis.literal(pd.Timestamp(d).to_pydatetime(), type="timestamp")
+
+
+def _filtered(backend, m: Metric, q: MetricQuery, start: date | None, end: date | None, use_dates: bool = True):
+    t = backend.table(m.table)
+    _check_dims(t, m.table, [*q.by, *(d for d, _ in q.where)])
+    preds = []
+    if use_dates and start is not None:
+        preds.append(t[m.date_column] >= _ts(start))
+    if use_dates and end is not None:
+        preds.append(t[m.date_column] < _ts(end + timedelta(days=1)))
+    for d, values in q.where:
+        preds.append(t[d].isin(list(values)))
+    if m.base is not None:
+        preds.append(m.base(t))
+    return t.filter(preds) if preds else t
+
+
+def _keys(t, m: Metric, q: MetricQuery) -> list:
+    keys = [t[d] for d in q.by]
+    if q.grain:
+        keys.append(t[m.date_column].truncate(GRAINS[q.grain]).name("period"))
+    return keys
+
+
+def _aggregate(backend, m: Metric, q: MetricQuery, start: date | None, end: date | None) -> pd.DataFrame:
+    """Raw sufficient statistics per group, computed in the engine."""
+    if m.kind in ("churn", "retention"):
+        return _churn_counts(backend, m, q, start, end)
+    if m.kind == "backlog":
+        return _backlog_counts(backend, m, q, start, end)
+    t = _filtered(backend, m, q, start, end)
+    if m.kind == "nps":
+        aggs = dict(promoters=(t.nps >= 9).sum(), detractors=(t.nps <= 6).sum(), n=t.count())
+    elif m.kind == "share":
+        aggs = dict(k=m.condition(t).sum(), n=t.count())
+    elif m.kind == "count":
+        aggs = dict(n=t.count())
+    elif m.kind == "sum":
+        aggs = dict(total=m.value(t).sum(), n=t.count())
+    elif m.kind == "mean":
+        v = m.value(t)
+        t = t.mutate(_v=v).filter(lambda x: x._v.notnull())
+        aggs = dict(mean=t._v.mean(), sd=t._v.std(), n=t.count())
+    elif m.kind == "ratio":
+        aggs = dict(num=m.numerator(t), den=m.denominator(t), n=t.count())
+    elif m.kind == "quantile":
+        return _quantiles(t, m, q)
+    else:  # pragma: no cover - every kind is handled above
+        raise AssertionError(m.kind)
+    keys = _keys(t, m, q)
+    expr = t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
+    return expr.execute()
+
+
+def _quantiles(t, m: Metric, q: MetricQuery) -> pd.DataFrame:
+    """The q-quantile with its order-statistic interval: rank the values within each group (window
+    functions), then pick the values at the interval's ranks. Exact on DuckDB and Spark alike."""
+    t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
+    if q.grain:
+        t = t.mutate(period=t[m.date_column].truncate(GRAINS[q.grain]))
+    group = [*q.by, *(["period"] if q.grain else [])]
+    window = dict(group_by=[t[c] for c in group]) if group else {}
+    t = t.mutate(_rn=ibis.row_number().over(order_by=[t._v], **window) + 1,
+                 _cnt=t.count().over(**window))
+    half = stats.Z95 * (t._cnt.cast("float64") * m.q * (1 - m.q)).sqrt()
+    j = (t._cnt * m.q - half).floor()
+    k = (t._cnt * m.q + half).ceil()
+    t = t.mutate(_j=ibis.greatest(j, 1), _k=ibis.least(k, t._cnt))
+    aggs = dict(value=t._v.quantile(m.q), lo=t._v.max(where=t._rn == t._j), hi=t._v.max(where=t._rn == t._k),
+                n=t.count(), mean=t._v.mean())
+    keys = [t[c] for c in group]
+    expr = t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
+    return expr.execute()
+
+
+def _customer_mode(backend) -> str:
+    t = backend.table("customers")
+    n_dates = t.aggregate(n=t.signup_at.count()).execute()["n"].iloc[0]
+    return "dates" if n_dates else "flag"
+
+
+def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFrame:
+    """Per group (and period): customers active at the start, and how many of them were lost."""
+    t = _filtered(backend, m, q, None, None, use_dates=False)
+    if _customer_mode(backend) == "flag":
+        if q.grain:
+            raise UnknownDimension("These customers have tenure and a churned flag but no dates, so churn has no "
+                                   "time trend.", fix="Show churn without a time grain, or import signup and churn dates.")
+        t = t.filter(t.churned.notnull())
+        keys = [t[d] for d in q.by]
+        aggs = dict(active=t.count(), lost=t.churned.cast("int64").sum())
+        return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
+    t = t.filter(t.signup_at.notnull())
+    span_lo, span_hi = start, end
+    if span_lo is None or span_hi is None:
+        bounds = t.aggregate(lo=t.signup_at.min(), hi=ibis.greatest(t.signup_at.max(), t.churned_at.max())).execute()
+        span_lo = span_lo or pd.Timestamp(bounds["lo"].iloc[0]).date()
+        span_hi = span_hi or pd.Timestamp(bounds["hi"].iloc[0]).date()
+    if not q.grain:
+        e = _ts(span_hi + timedelta(days=1))
+        if start is None:
+            # No start: everyone who was ever a customer before the end, and how many of them left.
+            active = t.signup_at < e
+        else:
+            s = _ts(start)
+            active = (t.signup_at < s) & (t.churned_at.isnull() | (t.churned_at >= s))
+        lost = active & t.churned_at.notnull() & (t.churned_at < e)
+        keys = [t[d] for d in q.by]
+        aggs = dict(active=active.cast("int64").sum(), lost=lost.cast("int64").sum())
+        return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
+    # With a grain: signups and churns per period, accumulated over a calendar in pandas.
+    g = GRAINS[q.grain]
+    sp = t.signup_at.truncate(g)
+    cp = t.churned_at.truncate(g)
+    keys = [t[d] for d in q.by]
+    signups = t.group_by([*keys, sp.name("period")]).aggregate(signups=t.count()).execute()
+    churned = t.filter(t.churned_at.notnull())
+    churn_keys = [churned[d] for d in q.by]
+    churns = churned.group_by([*churn_keys, churned.churned_at.truncate(g).name("period"),
+                               (churned.signup_at.truncate(g) < churned.churned_at.truncate(g)).name("from_before")]) \
+        .aggregate(churns=churned.count()).execute()
+    del cp
+    periods = pd.date_range(pd.Timestamp(span_lo).to_period(_period_code(q.grain)).start_time,
+                            pd.Timestamp(span_hi), freq=PANDAS_FREQ[q.grain])
+    groups = signups[list(q.by)].drop_duplicates() if q.by else pd.DataFrame(index=[0])
+    rows = []
+    for _, grp in groups.iterrows():
+        sel_s = signups if not q.by else signups.merge(grp.to_frame().T, on=list(q.by))
+        sel_c = churns if not q.by else churns.merge(grp.to_frame().T, on=list(q.by))
+        s_by = sel_s.groupby("period")["signups"].sum()
+        c_all = sel_c.groupby("period")["churns"].sum()
+        c_before = sel_c[sel_c["from_before"].astype(bool)].groupby("period")["churns"].sum()
+        for p in periods:
+            p = pd.Timestamp(p)
+            active = int(s_by[s_by.index < p].sum() - c_all[c_all.index < p].sum())
+            lost = int(c_before.get(p, 0))
+            rows.append({**({d: grp[d] for d in q.by}), "period": p, "active": active, "lost": lost})
+    return pd.DataFrame(rows)
+
+
+def _period_code(grain: str) -> str:
+    return {"day": "D", "week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}[grain]
+
+
+def _backlog_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFrame:
+    """Tickets open at the end of the range (or of each period): created by then, not resolved by then."""
+    t = _filtered(backend, m, q, None, None, use_dates=False)
+    keys = [t[d] for d in q.by]
+    if not q.grain:
+        if end is None:
+            hi = t.aggregate(hi=ibis.greatest(t.created_at.max(), t.resolved_at.max())).execute()["hi"].iloc[0]
+            end = pd.Timestamp(hi).date() if hi is not None and not pd.isna(hi) else date.today()
+        e = _ts(end + timedelta(days=1))
+        open_ = (t.created_at < e) & (t.resolved_at.isnull() | (t.resolved_at >= e))
+        aggs = dict(n=open_.cast("int64").sum())
+        return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
+    g = GRAINS[q.grain]
+    created = t.group_by([*keys, t.created_at.truncate(g).name("period")]).aggregate(c=t.count()).execute()
+    r = t.filter(t.resolved_at.notnull())
+    resolved = r.group_by([*[r[d] for d in q.by], r.resolved_at.truncate(g).name("period")]).aggregate(r=r.count()).execute()
+    lo = start or (created["period"].min().date() if len(created) else None)
+    hi = end or (max(created["period"].max(), resolved["period"].max() if len(resolved) else created["period"].max()).date()
+                 if len(created) else None)
+    if lo is None:
+        return pd.DataFrame(columns=[*q.by, "period", "n"])
+    periods = pd.date_range(pd.Timestamp(lo).to_period(_period_code(q.grain)).start_time, pd.Timestamp(hi),
+                            freq=PANDAS_FREQ[q.grain])
+    groups = created[list(q.by)].drop_duplicates() if q.by else pd.DataFrame(index=[0])
+    rows = []
+    for _, grp in groups.iterrows():
+        c = created if not q.by else created.merge(grp.to_frame().T, on=list(q.by))
+        rr = resolved if not q.by else resolved.merge(grp.to_frame().T, on=list(q.by))
+        c_by, r_by = c.groupby("period")["c"].sum(), rr.groupby("period")["r"].sum()
+        for p in periods:
+            p = pd.Timestamp(p)
+            # Open at the end of period p = created in or before p minus resolved in or before p.
+            n = int(c_by[c_by.index <= p].sum() - r_by[r_by.index <= p].sum())
+            rows.append({**({d: grp[d] for d in q.by}), "period": p, "n": n})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# pandas side: values, intervals, flags
+# ------------------------------------------------------------------------------------------------
+def _finish(m: Metric, raw: pd.DataFrame, min_n: int) -> pd.DataFrame:
+    out = raw.copy()
+    if m.kind == "nps":
+        vals = [stats.nps_interval(int(p), int(d), int(n)) for p, d, n in zip(out.promoters, out.detractors, out.n)]
+        out["value"] = [v[0] for v in vals]
+        out["ci_low"] = [v[2] for v in vals]
+        out["ci_high"] = [v[3] for v in vals]
+    elif m.kind in ("share", "churn", "retention"):
+        if m.kind in ("churn", "retention"):
+            out["n"] = out["active"]
+            k = out["lost"] if m.kind == "churn" else out["active"] - out["lost"]
+            out["k"] = k
+        ci = [stats.wilson_interval(int(k), int(n)) for k, n in zip(out.k, out.n)]
+        out["value"] = [100 * k / n if n else math.nan for k, n in zip(out.k, out.n)]
+        out["ci_low"] = [100 * c[0] for c in ci]
+        out["ci_high"] = [100 * c[1] for c in ci]
+    elif m.kind == "mean":
+        out["value"] = out["mean"]
+        ci = [stats.t_interval(float(mu), float(sd) if sd is not None else math.nan, int(n))
+              for mu, sd, n in zip(out["mean"], out["sd"], out["n"])]
+        out["ci_low"] = [c[0] for c in ci]
+        out["ci_high"] = [c[1] for c in ci]
+    elif m.kind == "quantile":
+        out["ci_low"] = out["lo"]
+        out["ci_high"] = out["hi"]
+    elif m.kind == "count":
+        out["value"] = out["n"]
+    elif m.kind == "sum":
+        out["value"] = out["total"]
+    elif m.kind == "ratio":
+        out["value"] = [num / den if den else math.nan for num, den in zip(out["num"], out["den"])]
+        out["n"] = out["den"]
+    elif m.kind == "backlog":
+        out["value"] = out["n"]
+    for c in ("ci_low", "ci_high"):
+        if c not in out:
+            out[c] = math.nan
+    out["n"] = pd.to_numeric(out["n"]).fillna(0).astype("int64")
+    out["value"] = pd.to_numeric(out["value"], errors="coerce").astype("float64")
+    out["ci_low"] = pd.to_numeric(out["ci_low"], errors="coerce").astype("float64")
+    out["ci_high"] = pd.to_numeric(out["ci_high"], errors="coerce").astype("float64")
+    out["low_n"] = out["n"] < min_n if m.kind not in ("count", "sum", "backlog") else False
+    return out
+
+
+def query_metric(backend, metric: str | MetricQuery, *, grain: str | None = None, by=(), start=None, end=None,
+                 where: dict[str, Any] | None = None, min_n: int = MIN_N) -> pd.DataFrame:
+    """One metric over the filters: a DataFrame with the ``by`` columns, ``period`` (start of each
+    period, when a grain is set), ``value`` (in the metric's unit), ``n`` (the sample it rests on),
+    ``ci_low``/``ci_high`` (95%), and ``low_n`` (fewer than ``min_n`` observations)."""
+    q = metric if isinstance(metric, MetricQuery) else MetricQuery.build(
+        metric, grain=grain, by=by, start=start, end=end, where=where, min_n=min_n)
+    m = REGISTRY[q.metric]
+    raw = _aggregate(backend, m, q, q.start, q.end)
+    out = _finish(m, raw, q.min_n)
+    keys = [*q.by, *(["period"] if q.grain else [])]
+    if "period" in out:
+        out["period"] = pd.to_datetime(out["period"])
+        if q.start is not None:
+            out = out[out["period"] >= pd.Timestamp(q.start).to_period(_period_code(q.grain)).start_time]
+        if q.end is not None:
+            out = out[out["period"] <= pd.Timestamp(q.end)]
+    out = out[[*keys, "value", "n", "ci_low", "ci_high", "low_n"]]
+    return out.sort_values(keys).reset_index(drop=True) if keys else out.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Period comparison
+# ------------------------------------------------------------------------------------------------
+def previous_range(start: date, end: date, compare: str = "previous") -> tuple[date, date]:
+    """The comparison range: equal length just before, or the same dates a year earlier."""
+    if compare == "year":
+        def back(d: date) -> date:
+            try:
+                return d.replace(year=d.year - 1)
+            except ValueError:
+                return d.replace(year=d.year - 1, day=28)
+        return back(start), back(end)
+    days = (end - start).days + 1
+    return start - timedelta(days=days), start - timedelta(days=1)
+
+
+def compare_metric(backend, metric: str, *, start, end, compare: str = "previous", by=(), where=None,
+                   alpha: float = 0.05, min_n: int = MIN_N) -> pd.DataFrame:
+    """Now vs the comparison period, per group: ``value``, ``value_before``, ``delta``, ``p_value``,
+    ``significant`` (p < alpha and both periods have data), ``n``, ``n_before``.
+
+    Tests: NPS z-test on the difference (SE from the trinomial); proportions two-proportion z-test;
+    means Welch t-test; medians and percentiles a z-test with SEs taken from their order-statistic
+    intervals; counts a Poisson rate test; sums and ratios are not tested (``p_value`` NaN)."""
+    start, end = _as_date(start), _as_date(end)
+    if start is None or end is None:
+        raise UnknownDimension("A comparison needs a date range.", fix="Choose a start and an end date.")
+    if compare not in ("previous", "year"):
+        raise UnknownDimension(f"{compare!r} is not a comparison.", fix="Use previous or year.")
+    q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n)
+    m = REGISTRY[q.metric]
+    b_start, b_end = previous_range(start, end, compare)
+    now = _finish(m, _aggregate(backend, m, q, start, end), min_n)
+    before = _finish(m, _aggregate(backend, m, q, b_start, b_end), min_n)
+    keys = list(q.by)
+    if keys:
+        merged = now.merge(before, on=keys, how="outer", suffixes=("", "_before"))
+    else:
+        merged = pd.concat([now.add_suffix(""), before.add_suffix("_before")], axis=1)
+    merged["delta"] = merged["value"] - merged["value_before"]
+    merged["p_value"] = [_test(m, r) for _, r in merged.iterrows()]
+    merged["significant"] = (merged["p_value"] < alpha) & merged["value"].notna() & merged["value_before"].notna()
+    merged["n"] = merged["n"].fillna(0).astype("int64")
+    merged["n_before"] = merged["n_before"].fillna(0).astype("int64")
+    merged["low_n"] = merged["low_n"].fillna(True).astype(bool) | merged["low_n_before"].fillna(True).astype(bool)
+    cols = [*keys, "value", "value_before", "delta", "p_value", "significant", "n", "n_before", "ci_low", "ci_high",
+            "low_n"]
+    out = merged[cols].copy()
+    out.attrs.update(start=start, end=end, before_start=b_start, before_end=b_end, metric=m.name)
+    return out.reset_index(drop=True)
+
+
+def _test(m: Metric, r: pd.Series) -> float:
+    def g(col):
+        v = r.get(col)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    try:
+        if m.kind == "nps":
+            return stats.nps_difference_test(int(g("promoters")), int(g("detractors")), int(g("n")),
+                                             int(g("promoters_before")), int(g("detractors_before")), int(g("n_before")))[1]
+        if m.kind in ("share", "churn", "retention"):
+            return stats.two_proportion_test(int(g("k")), int(g("n")), int(g("k_before")), int(g("n_before")))[1]
+        if m.kind == "mean":
+            return stats.welch_test(float(g("mean")), float(g("sd")), int(g("n")),
+                                    float(g("mean_before")), float(g("sd_before")), int(g("n_before")))[1]
+        if m.kind == "quantile":
+            return stats.interval_difference_test(float(g("value")), float(g("lo")), float(g("hi")),
+                                                  float(g("value_before")), float(g("lo_before")), float(g("hi_before")))[1]
+        if m.kind == "count":
+            return stats.count_rate_test(int(g("n")), int(g("n_before")))[1]
+    except (TypeError, ValueError):
+        return math.nan
+    return math.nan
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """A metric value in its unit with sensible precision: "+32.5", "71.3%", "5.42", "3.1 h", "$12,340"."""
+    m = REGISTRY[metric]
+    if value is None or (isinstance(value, float) and (math.isnan(value) or np.isinf(value))):
+        return "–"
+    if m.unit == "points":
+        return f"{value:+.{m.decimals}f}"
+    if m.unit == "percent":
+        return f"{value:.{m.decimals}f}%"
+    if m.unit == "hours":
+        return f"{value:,.{m.decimals}f} h" if value < 48 else f"{value / 24:,.1f} d"
+    if m.unit == "currency":
+        return f"{value:,.{m.decimals}f}"
+    if m.unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.{m.decimals}f}"
