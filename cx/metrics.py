@@ -374,6 +374,10 @@ def _backlog_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFr
 # ------------------------------------------------------------------------------------------------
 def _finish(m: Metric, raw: pd.DataFrame, min_n: int) -> pd.DataFrame:
     out = raw.copy()
+    for col in ("promoters", "detractors", "k", "n", "active", "lost"):
+        if col in out:
+            # An empty group sums to NULL in SQL; here it is a count of zero.
+            out[col] = pd.to_numeric(out[col], errors="coerce").fillna(0).astype("int64")
     if m.kind == "nps":
         vals = [stats.nps_interval(int(p), int(d), int(n)) for p, d, n in zip(out.promoters, out.detractors, out.n)]
         out["value"] = [v[0] for v in vals]
