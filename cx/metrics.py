@@ -534,3 +534,101 @@ def format_value(metric: str, value: float | None) -> str:
     if m.unit == "count":
         return f"{value:,.0f}"
     return f"{value:,.{m.decimals}f}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Trends and segment tables (the analyses behind the Trends and Segments pages)
+# ------------------------------------------------------------------------------------------------
+def trend(backend, metric: str, *, grain: str, by: str | None = None, start=None, end=None, where=None,
+          top_n: int = 5, alpha: float = 0.05, min_n: int = MIN_N) -> pd.DataFrame:
+    """The metric per period (and per value of ``by``: the ``top_n`` largest by n, the rest pooled
+    as "Other"), with ``changed`` = significantly different from the group's previous period."""
+    q = MetricQuery.build(metric, grain=grain, by=(by,) if by else (), start=start, end=end, where=where, min_n=min_n)
+    m = REGISTRY[q.metric]
+    raw = _aggregate(backend, m, q, q.start, q.end)
+    if by:
+        totals = raw.groupby(by)["n" if "n" in raw else "active"].sum().sort_values(ascending=False)
+        top = [v for v in totals.index[:top_n] if v is not None and not pd.isna(v)]
+        rest = [v for v in totals.index if v not in top and v is not None and not pd.isna(v)]
+        raw = raw[raw[by].isin(top)]
+        if rest:
+            other_where = dict(q.where)
+            other_where[by] = tuple(str(v) for v in rest)
+            q_other = MetricQuery.build(metric, grain=grain, start=start, end=end, where=other_where, min_n=min_n)
+            other = _aggregate(backend, m, q_other, q.start, q.end)
+            other[by] = "Other"
+            raw = pd.concat([raw, other], ignore_index=True)
+    out = _finish(m, raw, q.min_n)
+    out["period"] = pd.to_datetime(out["period"])
+    if q.start is not None:
+        out = out[out["period"] >= pd.Timestamp(q.start).to_period(_period_code(grain)).start_time]
+    if q.end is not None:
+        out = out[out["period"] <= pd.Timestamp(q.end)]
+    keys = [by] if by else []
+    out = out.sort_values([*keys, "period"]).reset_index(drop=True)
+    changed, p_values = [], []
+    previous: dict[Any, pd.Series] = {}
+    for _, row in out.iterrows():
+        g = row[by] if by else None
+        prev = previous.get(g)
+        p = math.nan
+        if prev is not None:
+            pair = row.copy()
+            for col in prev.index:
+                pair[f"{col}_before"] = prev[col]
+            p = _test(m, pair)
+        p_values.append(p)
+        changed.append(bool(p < alpha) and not row["low_n"] and not (prev is not None and prev["low_n"]))
+        previous[g] = row
+    out["p_change"] = p_values
+    out["changed"] = changed
+    return out[[*keys, "period", "value", "n", "ci_low", "ci_high", "low_n", "p_change", "changed"]]
+
+
+def segment_table(backend, metric: str, *, by: tuple[str, ...], start=None, end=None, where=None,
+                  alpha: float = 0.05, min_n: int = MIN_N) -> pd.DataFrame:
+    """The metric per combination of ``by`` values, each tested against the rest of the population:
+    ``p_vs_rest`` and ``differs`` (significant at ``alpha``, both sides at ``min_n`` or more)."""
+    q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n)
+    m = REGISTRY[q.metric]
+    raw = _aggregate(backend, m, q, q.start, q.end)
+    total = _aggregate(backend, m, MetricQuery.build(metric, start=start, end=end, where=where, min_n=min_n),
+                       q.start, q.end).iloc[0]
+    cells = _finish(m, raw, q.min_n)
+    overall = _finish(m, total.to_frame().T, q.min_n).iloc[0]
+    p_values = []
+    for _, cell in cells.iterrows():
+        rest = _complement(m, total, cell)
+        if rest is None:
+            p_values.append(math.nan)
+            continue
+        pair = cell.copy()
+        for col, v in rest.items():
+            pair[f"{col}_before"] = v
+        p_values.append(_test(m, pair))
+    cells["p_vs_rest"] = p_values
+    cells["differs"] = (cells["p_vs_rest"] < alpha) & ~cells["low_n"]
+    cells["overall"] = overall["value"]
+    return cells[[*by, "value", "n", "ci_low", "ci_high", "low_n", "overall", "p_vs_rest", "differs"]] \
+        .sort_values(list(by)).reset_index(drop=True)
+
+
+def _complement(m: Metric, total: pd.Series, cell: pd.Series) -> dict[str, float] | None:
+    """Sufficient statistics of everyone outside the cell (counts subtract; means through sums)."""
+    if m.kind == "nps":
+        return {c: float(total[c]) - float(cell[c]) for c in ("promoters", "detractors", "n")}
+    if m.kind == "share":
+        return {c: float(total[c]) - float(cell[c]) for c in ("k", "n")}
+    if m.kind == "mean":
+        n1, n = float(cell["n"]), float(total["n"])
+        n2 = n - n1
+        if n2 < 2 or n1 < 1:
+            return None
+        s1, s = n1 * float(cell["mean"]), n * float(total["mean"])
+        sd1 = 0.0 if pd.isna(cell["sd"]) else float(cell["sd"])
+        ss1 = (n1 - 1) * sd1 ** 2 + n1 * float(cell["mean"]) ** 2
+        ss = (n - 1) * float(total["sd"]) ** 2 + n * float(total["mean"]) ** 2
+        mean2 = (s - s1) / n2
+        var2 = max((ss - ss1 - n2 * mean2 ** 2) / (n2 - 1), 0.0)
+        return {"mean": mean2, "sd": math.sqrt(var2), "n": n2}
+    return None
