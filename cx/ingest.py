@@ -26,6 +26,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
+from zlib import error as zlib_error
 
 import duckdb
 import pandas as pd
@@ -41,6 +42,8 @@ TEXT_EXTENSIONS = {".csv", ".tsv", ".txt", ".tab", ".dat", ".psv"}
 JSON_EXTENSIONS = {".json", ".ndjson", ".jsonl"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
 DEFAULT_SCALES = {"csat": (1, 5), "ces": (1, 7)}
+STANDARD_SCALES = ((1, 5), (1, 7), (1, 10), (0, 10), (0, 100))
+SCALE_COVERAGE = 0.95  # share of values a detected scale must hold; the rest are rejected as typos
 EARLIEST, LATEST = "1900-01-01", "2100-01-01"
 Progress = Callable[[float, str], None]
 
@@ -295,14 +298,48 @@ def _detect_encoding(head: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    # Windows-1252 (a superset of Latin-1 for printable text) is what Excel on Windows writes. On short
+    # samples charset_normalizer often prefers a Baltic or Central European code page for Western
+    # text ("Crème" read as "Crčme"), so Windows-1252 wins whenever it reads as plausible words.
+    if _plausible_cp1252(head):
+        return "cp1252"
     from charset_normalizer import from_bytes
 
     best = from_bytes(head).best()
     if best is None:
         return "binary"
     enc = best.encoding.lower().replace("_", "-")
-    # Windows-1252 is a superset of Latin-1 for printable text, and what Excel on Windows writes.
     return "cp1252" if enc in ("latin-1", "iso8859-1", "iso-8859-1", "ascii", "cp1252", "windows-1252") else enc
+
+
+# Punctuation that legitimately sits between two letters ("l’été", "Jean–Luc").
+_INNER_PUNCTUATION = frozenset("’‘–—·")
+
+
+def _plausible_cp1252(head: bytes) -> bool:
+    """Whether the bytes decode as Windows-1252 into text whose non-ASCII characters inside words are
+    letters. Text of another code page decoded as Windows-1252 puts symbols inside words
+    ("Za¿ó³æ" for Polish "Zażółć" in Windows-1250)."""
+    try:
+        text = head.decode("cp1252")
+    except UnicodeDecodeError:  # bytes 0x81, 0x8D, 0x8F, 0x90, 0x9D are undefined in Windows-1252
+        return False
+    for i, ch in enumerate(text):
+        if ord(ch) < 128 or ch.isalpha() or ch in _INNER_PUNCTUATION:
+            continue
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < len(text) else " "
+        if before.isalpha() and after.isalpha():
+            return False
+    # Cyrillic or Greek read as Windows-1252 becomes words made wholly of accented letters ("Ïðèâåò");
+    # Western words carry an accent or two among plain letters ("élève", "São").
+    whole = mixed = 0
+    for word in re.findall(r"[^\W\d_]{3,}", text):
+        if all(ord(c) >= 128 for c in word):
+            whole += 1
+        elif any(ord(c) >= 128 for c in word):
+            mixed += 1
+    return whole <= mixed
 
 
 def _detect_format(path: Path, head: bytes, gz: bool) -> str:
@@ -380,18 +417,34 @@ def _transcode(path: Path, encoding: str, gz: bool) -> Path:
     return Path(tmp)
 
 
+def _sample_lines(text: str, n: int = 50) -> list[str]:
+    """The first non-blank lines of a sample, without a last line the sample may have cut short."""
+    lines = text.splitlines()
+    if len(lines) > 1 and not text.endswith(("\n", "\r")):
+        lines = lines[:-1]
+    return [ln for ln in lines[:n] if ln.strip()]
+
+
+def _whitespace_width(lines: list[str]) -> int:
+    """The number of space-separated values most data lines have (0 when there is no such number)."""
+    counts = [len(ln.split()) for ln in (lines[1:] or lines)]
+    if not counts:
+        return 0
+    width = max(set(counts), key=lambda c: (counts.count(c), c))
+    # A few short or long lines are rows to reject, not a reason to doubt the layout.
+    return width if width > 1 and counts.count(width) * 3 >= len(counts) * 2 else 0
+
+
 def _sniff_delimiter(text: str) -> tuple[str | None, bool]:
     """(delimiter, whitespace_separated) guessed from the first lines, or (None, False) to let DuckDB sniff."""
-    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    lines = _sample_lines(text)
     if len(lines) < 1:
         return None, False
     for d in (",", ";", "\t", "|"):
-        if any(d in ln for ln in lines):
+        # A delimiter is on (nearly) every line; a comma inside one value of a space-separated file is not.
+        if sum(d in ln for ln in lines) * 10 >= len(lines) * 9:
             return None, False
-    counts = {len(ln.split()) for ln in lines[1:] or lines}
-    if len(counts) == 1 and counts.pop() > 1:
-        return None, True
-    return None, False
+    return None, _whitespace_width(lines) > 1
 
 
 def _looks_like_header(tokens: list[str], next_tokens: list[str]) -> bool:
@@ -421,20 +474,44 @@ def read_into(cur: duckdb.DuckDBPyConnection, path: str | Path, *, sheet: str | 
     fmt = _detect_format(path, head, gz)
     limit_sql = f" LIMIT {int(limit)}" if limit else ""
     cur.execute(f"DROP TABLE IF EXISTS {table}")
+    if gz and not limit:  # a sample for inspection needs only the start; the import checks the whole file
+        _check_gzip(path)
     try:
         if fmt == "excel":
-            return _read_excel(cur, path, sheet, limit_sql, table)
-        if fmt == "parquet":
-            return _read_structured(cur, path, "read_parquet(?)", "parquet", limit_sql, table)
-        if fmt == "json":
-            return _read_json(cur, path, head, gz, limit_sql, table)
-        return _read_text(cur, path, head, gz, limit_sql, table)
+            raw = _read_excel(cur, path, sheet, limit_sql, table)
+        elif fmt == "parquet":
+            raw = _read_structured(cur, path, "read_parquet(?)", "parquet", limit_sql, table)
+        elif fmt == "json":
+            raw = _read_json(cur, path, head, gz, limit_sql, table)
+        else:
+            raw = _read_text(cur, path, head, gz, limit_sql, table)
     except TouchpointError:
         raise
     except duckdb.Error as exc:
         raise UnreadableFile(
             f"{path.name} could not be read: {_first_line(exc)}",
             fix="Check that the file is a complete, uncorrupted export; re-export it if it was cut short.",
+        ) from exc
+    if raw.rows == 0 and not raw.parse_rejects:
+        raw.cleanup()
+        if raw.file_format in ("json", "parquet"):
+            raise UnreadableFile(f"{path.name} holds no records.", fix="Export the data again including its rows.")
+        raise UnreadableFile(f"{path.name} has a header but no data rows.",
+                             fix="Export the data again including its rows below the header.")
+    return raw
+
+
+def _check_gzip(path: Path) -> None:
+    """Decompress the whole file once, so a cut-short download fails here instead of importing the
+    rows that happen to precede the cut (DuckDB's reader stops quietly at a truncated stream)."""
+    try:
+        with gzip.open(path, "rb") as gz:
+            while gz.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib_error) as exc:
+        raise UnreadableFile(
+            f"{path.name} is a damaged or incomplete gzip file ({exc}).",
+            fix="Download or compress the file again; it was probably cut short.",
         ) from exc
 
 
@@ -453,37 +530,80 @@ def _read_structured(cur, path: Path, reader: str, fmt: str, limit_sql: str, tab
 
 
 def _read_json(cur, path: Path, head: bytes, gz: bool, limit_sql: str, table: str) -> RawFile:
-    text = head.decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
-    if text.startswith("{"):
-        # One object per line (NDJSON), or one object that wraps the records.
-        reader = "read_json(?, format='newline_delimited', maximum_object_size=67108864)"
-        try:
-            raw = _read_structured(cur, path, reader, "json", limit_sql, table)
-        except duckdb.Error:
-            raw = None
-        if raw is not None and not (len(raw.columns) >= 1 and raw.rows == 1 and _single_array_wrapper(cur, table)):
-            return raw
-        raise UnreadableFile(
-            f"{path.name} is a JSON object, not a list of records.",
-            fix="Export the records as a JSON array ([{…}, {…}]) or as NDJSON (one object per line).",
-        )
-    if not text.startswith("["):
-        raise UnreadableFile(f"{path.name} is not JSON records.", fix="Export as a JSON array or NDJSON.")
-    reader = "read_json(?, format='array', maximum_object_size=268435456)"
+    encoding = _detect_encoding(head)
+    source, temp = path, []
+    if encoding != "utf-8":  # DuckDB reads UTF-8 only; PowerShell and Notepad write UTF-16 JSON
+        source = _transcode(path, encoding, gz)
+        temp.append(source)
     try:
-        raw = _read_structured(cur, path, reader, "json", limit_sql, table)
-    except duckdb.Error as exc:
-        raise UnreadableFile(
-            f"{path.name} is not a JSON array of records ({_first_line(exc)}).",
-            fix="Export the records as a JSON array ([{…}, {…}]) or as NDJSON (one object per line).",
-        ) from exc
+        text = head.decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n")
+        if text.startswith("[") and not limit_sql and not _tail(source).rstrip().endswith("]"):
+            # DuckDB reads the records before the cut of an array that never closes, silently.
+            raise UnreadableFile(f"{path.name} is not valid JSON: the array does not end with ']' (the file was cut short).",
+                                 fix="Export or download the file again.")
+        raw = _read_json_records(cur, path, source, text, limit_sql, table)
+    except BaseException:
+        for p in temp:
+            p.unlink(missing_ok=True)
+        raise
+    raw.encoding = encoding
+    raw.temp_paths = temp
     return raw
 
 
+def _tail(path: Path, size: int = 256) -> str:
+    """The last characters of a UTF-8 file (gzip decompressed)."""
+    if path.name.lower().endswith(".gz"):
+        last = b""
+        with gzip.open(path, "rb") as gz:
+            for chunk in iter(lambda: gz.read(1 << 22), b""):
+                last = (last + chunk)[-size:]
+    else:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - size))
+            last = fh.read()
+    return last.decode("utf-8", errors="ignore")
+
+
+def _read_json_records(cur, path: Path, source: Path, text: str, limit_sql: str, table: str) -> RawFile:
+    fix = "Export the records as a JSON array ([{…}, {…}]) or as NDJSON (one object per line)."
+    if text[:1] not in ("[", "{"):
+        raise UnreadableFile(f"{path.name} is not JSON records.", fix=fix)
+    ndjson = text.startswith("{")
+    # maximum_depth=1 keeps every value as its JSON text: the import, not the JSON reader, decides how
+    # text becomes dates and numbers (the reader would turn "2024-03-10T23:30+02:00" into UTC early and
+    # a date like 03/04/2024 into whatever it guesses).
+    reader = (f"read_json(?, format='{'newline_delimited' if ndjson else 'array'}', maximum_depth=1, "
+              "maximum_object_size=268435456)")
+    try:
+        described = cur.execute(f"DESCRIBE SELECT * FROM {reader}", [str(source)]).fetchall()
+    except duckdb.Error as exc:
+        raise UnreadableFile(f"{path.name} is not valid {'NDJSON' if ndjson else 'JSON'} ({_first_line(exc)}).",
+                             fix=fix) from exc
+    names = [r[0] for r in described]
+    types = [r[1] for r in described]
+    if not names:
+        raise UnreadableFile(f"{path.name} holds no records.", fix=fix)
+    cols = ", ".join(
+        (f"#{i + 1} ->> '$'" if t == "JSON" else f"CAST(#{i + 1} AS VARCHAR)") + f" AS c{i}" for i, t in enumerate(types)
+    )
+    cur.execute(f"CREATE TEMP TABLE {table} AS SELECT {cols} FROM {reader}{limit_sql}", [str(source)])
+    rows = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if rows == 0:
+        raise UnreadableFile(f"{path.name} holds no records.", fix="Export the data again including its rows.")
+    if names == ["json"]:
+        # DuckDB names the one column "json" when the values are not objects: [1, 2], [[…]], "text".
+        raise UnreadableFile(f"{path.name} is JSON but not a list of records (objects with named fields).", fix=fix)
+    if ndjson and rows == 1 and len(names) <= 3 and _single_array_wrapper(cur, table):
+        raise UnreadableFile(f"{path.name} is a JSON object that wraps the records, not a list of records.",
+                             fix="Export the records themselves as a JSON array or NDJSON, "
+                                 "or save the inner list (e.g. the value of \"data\") as its own file.")
+    return RawFile(path, "json", names, rows)
+
+
 def _single_array_wrapper(cur, table: str) -> bool:
-    cols = [r[0] for r in cur.execute(f"DESCRIBE {table}").fetchall()]
     first = cur.execute(f"SELECT * FROM {table} LIMIT 1").fetchone() or ()
-    return any(isinstance(v, str) and v.startswith("[{") for v in first) and len(cols) <= 3
+    return any(isinstance(v, str) and v.lstrip().startswith("[") for v in first)
 
 
 def _read_text(cur, path: Path, head: bytes, gz: bool, limit_sql: str, table: str) -> RawFile:
@@ -505,14 +625,18 @@ def _read_text(cur, path: Path, head: bytes, gz: bool, limit_sql: str, table: st
         else:
             try:
                 raw = _read_csv(cur, source, compression, limit_sql, table)
+                bad_text = encoding == "utf-8" and any("unicode" in r[3].lower() for r in raw.parse_rejects)
             except duckdb.Error as exc:
-                if encoding == "utf-8" and "unicode" in str(exc).lower():
-                    # The start of the file was UTF-8 but a later line is not: transcode line by line.
-                    source = _transcode(path, "utf-8", gz)
-                    temp.append(source)
-                    raw = _read_csv(cur, source, "none", limit_sql, table)
-                else:
+                if not (encoding == "utf-8" and "unicode" in str(exc).lower()):
                     raise
+                bad_text = True
+            if bad_text:
+                # The start of the file was UTF-8 but a later line is not: transcode line by line
+                # (such lines fall back to Windows-1252) rather than reject them.
+                source = _transcode(path, "utf-8", gz)
+                temp.append(source)
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+                raw = _read_csv(cur, source, "none", limit_sql, table)
         raw.path = path
         raw.encoding = encoding
         raw.temp_paths = temp
@@ -532,6 +656,9 @@ def _read_csv(cur, source: Path, compression: str, limit_sql: str, table: str) -
     reader = f"read_csv(?, {opts}, delim=?, header=?)"
     args = [str(source), delimiter, has_header]
     names = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}", args).fetchall()]
+    # DuckDB appends every scan's rejects to the same temporary tables: start from empty ones.
+    cur.execute("DROP TABLE IF EXISTS reject_errors")
+    cur.execute("DROP TABLE IF EXISTS reject_scans")
     cur.execute(f"CREATE TEMP TABLE {table} AS {_positional_select(len(names), reader)}{limit_sql}", args)
     rows = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     rejects: list[tuple[int, str | None, str, str]] = []
@@ -543,20 +670,17 @@ def _read_csv(cur, source: Path, compression: str, limit_sql: str, table: str) -
             rejects.append((int(line) - (1 if has_header else 0), col, (csv_line or "")[:500], _first_line(message)))
     if not has_header:
         names = [f"column{i + 1}" for i in range(len(names))]
-    if rows == 0 and not rejects:
-        raise UnreadableFile(
-            f"{source.name if not has_header else 'The file'} has a header but no data rows.",
-            fix="Export the data again including its rows.",
-        )
     return RawFile(source, "csv", names, rows, delimiter={"\t": "tab"}.get(delimiter, delimiter),
                    has_header=has_header, parse_rejects=rejects)
 
 
 def _read_whitespace(cur, source: Path, compression: str, text: str, limit_sql: str, table: str) -> RawFile:
     """Columns separated by runs of spaces (fixed-width-ish exports such as CDNOW's)."""
-    lines = [ln.split() for ln in text.splitlines()[:3] if ln.strip()]
-    has_header = len(lines) > 1 and _looks_like_header(lines[0], lines[1])
-    width = len(lines[1] if len(lines) > 1 else lines[0])
+    sample = _sample_lines(text)
+    width = _whitespace_width(sample)
+    lines = [ln.split() for ln in sample]
+    first_full = next((ln for ln in lines[1:] if len(ln) == width), lines[0])
+    has_header = len(lines) > 1 and _looks_like_header(lines[0], first_full)
     reader = (f"read_csv(?, columns={{'line': 'VARCHAR'}}, delim=chr(30), quote='', escape='', header=false, "
               f"compression='{compression}', max_line_size=16777216)")
     parts = "regexp_split_to_array(trim(line), '\\s+')"
@@ -577,7 +701,7 @@ def _read_whitespace(cur, source: Path, compression: str, text: str, limit_sql: 
         ).fetchall():
             rejects.append((int(ln) - (1 if has_header else 0), None, line[:500],
                             f"expected {width} values separated by spaces"))
-    names = lines[0] if has_header else [f"column{i + 1}" for i in range(width)]
+    names = lines[0] if has_header and len(lines[0]) == width else [f"column{i + 1}" for i in range(width)]
     return RawFile(source, "text", list(names), rows, delimiter="whitespace", has_header=has_header,
                    parse_rejects=rejects)
 
@@ -620,7 +744,7 @@ def _read_excel(cur, path: Path, sheet: str | int | None, limit_sql: str, table:
     finally:
         cur.unregister("excel_source")
     # Rows that are wholly empty (formatting below the data) are not records.
-    where = " AND ".join(f"(c{i} IS NULL OR trim(c{i}) = '')" for i in range(len(names)))
+    where = " AND ".join(f"(c{i} IS NULL OR {_trimmed(i)} = '')" for i in range(len(names)))
     cur.execute(f"DELETE FROM {table} WHERE {where}")
     rows = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return RawFile(path, "excel", names, rows, sheet=name, sheets=list(reader.sheet_names), header_row=header_row + 1)
@@ -658,6 +782,7 @@ class Profile:
     flag: float
     avg_length: float
     examples: list[str]
+    ten_point: float = 0.0  # share of whole numbers from 0 to 10 (the values an NPS column holds)
 
 
 def profile_columns(cur, raw: RawFile, table: str = "raw", nulls: tuple[str, ...] = DEFAULT_NULLS) -> list[Profile]:
@@ -665,14 +790,15 @@ def profile_columns(cur, raw: RawFile, table: str = "raw", nulls: tuple[str, ...
     profiles: list[Profile] = []
     exprs = []
     for i in range(len(raw.columns)):
-        v = f"(CASE WHEN list_contains($nulls, trim(c{i})) THEN NULL ELSE trim(c{i}) END)"
+        v = _clean(i)
         num = f"TRY_CAST(replace({v}, ',', '.') AS DOUBLE)"
         exprs.append(
             f"count({v}), approx_count_distinct({v}), count({num}), count(CASE WHEN {num} = round({num}) THEN 1 END), "
             f"min({num}), max({num}), "
             f"count(CASE WHEN regexp_matches({v}, '^\\d{{4}}-\\d{{1,2}}-\\d{{1,2}}([ T].*)?$|^\\d{{1,2}}[/.-]\\d{{1,2}}[/.-]\\d{{2,4}}([ T].*)?$|^(19|20)\\d{{6}}$') THEN 1 END), "
             f"count(CASE WHEN lower({v}) IN ('yes','no','true','false','y','n','t','f') THEN 1 END), "
-            f"avg(length({v})), list({v}) FILTER (WHERE {v} IS NOT NULL)[1:3]"
+            f"avg(length({v})), list({v}) FILTER (WHERE {v} IS NOT NULL)[1:3], "
+            f"count(CASE WHEN {num} = round({num}) AND {num} BETWEEN 0 AND 10 THEN 1 END)"
         )
     total = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0] or 1
     # One statement per 50 columns keeps very wide files within DuckDB's expression limits.
@@ -680,13 +806,14 @@ def profile_columns(cur, raw: RawFile, table: str = "raw", nulls: tuple[str, ...
         chunk = exprs[start:start + 50]
         row = cur.execute(f"SELECT {', '.join(chunk)} FROM {table}", {"nulls": list(nulls)}).fetchone()
         for j in range(len(chunk)):
-            filled, distinct, numeric, integer, mn, mx, ts, flag, avg_len, examples = row[j * 10:(j + 1) * 10]
+            filled, distinct, numeric, integer, mn, mx, ts, flag, avg_len, examples, ten = row[j * 11:(j + 1) * 11]
             f = filled or 0
             profiles.append(Profile(
                 column=raw.columns[start + j], filled=f / total, distinct=(distinct or 0) / max(f, 1),
                 numeric=(numeric or 0) / max(f, 1), integer=(integer or 0) / max(f, 1),
                 min=mn, max=mx, timestamp=(ts or 0) / max(f, 1), flag=(flag or 0) / max(f, 1),
                 avg_length=float(avg_len or 0), examples=[str(e) for e in (examples or [])],
+                ten_point=(ten or 0) / max(f, 1),
             ))
     return profiles
 
@@ -714,12 +841,11 @@ def _value_fit(kind: str, name: str, p: Profile) -> float:
     if kind == "score":
         if p.numeric < 0.9:
             return 0.0
-        # A few out-of-range scores are typos to reject row by row, not a reason to doubt the column.
-        in_range = (p.min or 0) >= 0 and (p.max or 0) <= 10
+        # A few out-of-range scores (an 11, a -1) are typos to reject row by row, not a reason to doubt
+        # the column: judge by the share of values in range, not by the extremes.
         if name == "nps":
-            if p.integer < 0.9 or (p.min or 0) < 0:
-                return 0.0
-            return 1.0 if in_range and p.integer > 0.99 else 0.7
+            return 1.0 if p.ten_point >= 0.95 else 0.7 if p.ten_point >= 0.5 and p.integer >= 0.9 else 0.0
+        in_range = p.ten_point >= 0.95 or ((p.min or 0) >= 0 and (p.max or 0) <= 10)
         return 1.0 if in_range else 0.5 if (p.min or 0) >= 0 and (p.max or 0) <= 100 else 0.0
     if kind in ("number", "integer"):
         if p.numeric < 0.9:
@@ -793,7 +919,11 @@ def _propose_for_kind(kind: str, columns: list[str], profiles: list[Profile], ha
     if kind != "events" and len(table.key) == 1 and table.key[0] in field_conf and not required:
         parts.append(field_conf[table.key[0]])
     coverage = sum(field_conf.values()) / max(len(table.fields), 1)
-    confidence = (min(parts) if parts else 0.0) * 0.8 + min(coverage, 1.0) * 0.2
+    # How much of the file this kind explains: a file of response_id, submitted_at and nps is responses
+    # even when its scores look doubtful, not tickets whose created_at alone matches one column. Wide
+    # exports are judged against the fields the table has, so their extra columns cost nothing.
+    explained = sum(field_conf.values()) / max(min(len(columns), len(table.fields)), 1)
+    confidence = (min(parts) if parts else 0.0) * 0.6 + min(coverage, 1.0) * 0.1 + min(explained, 1.0) * 0.3
     return Proposal(kind, round(confidence, 2), {c: column_map[c] for c in columns}, field_conf)
 
 
@@ -868,12 +998,15 @@ def inspect_file(store: Store, path: str | Path, *, kind: str | None = None, she
             if saved and (kind is None or kind == saved["kind"]):
                 column_map = {c: saved["mapping"].get(c, "ignore") for c in raw.columns}
                 prop = Proposal(saved["kind"], 1.0, column_map, {f: 1.0 for f in column_map.values()})
-                opts = Options.from_dict(saved["options"])
+                opts, fallback = _saved_options(saved)
+                if options is not None:
+                    opts = _overlay(opts, options)
             else:
                 prop = propose_mapping(raw.columns, profiles, kind, raw.has_header)
-                saved = None
+                saved = fallback = None
                 opts = options or Options()
-            opts, questions, notes = _detect_conventions(cur, raw, "sample", prop.kind, _field_sources(prop.column_map, raw.columns), opts)
+            opts, questions, notes = _detect_conventions(cur, raw, "sample", prop.kind,
+                                                         _field_sources(prop.column_map, raw.columns), opts, fallback)
             preview = cur.execute(f"SELECT * FROM sample LIMIT 50").df()
             preview.columns = _unique_names(raw.columns)
         finally:
@@ -901,6 +1034,13 @@ def _unique_names(columns: list[str]) -> list[str]:
     return out
 
 
+def _saved_options(saved: dict[str, Any]) -> tuple[Options, Options]:
+    """(options to start from, fallback) for a saved mapping: the date order and decimal separator are
+    detected again from the new file and the saved ones only settle what its data leaves open."""
+    stored = Options.from_dict(saved["options"])
+    return stored.replace(date_order=None, decimal=None), stored
+
+
 def _saved_mapping(cur, signature: str) -> dict[str, Any] | None:
     row = cur.execute("SELECT kind, mapping, options FROM mappings WHERE signature = ?", [signature]).fetchone()
     if row is None:
@@ -921,8 +1061,12 @@ _DMY = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})")
 
 
 def _detect_conventions(cur, raw: RawFile, table: str, kind: str, sources: dict[str, int],
-                        opts: Options) -> tuple[Options, list[str], list[str]]:
-    """Fill the options that were left to detection; list what must be asked and what was assumed."""
+                        opts: Options, fallback: Options | None = None) -> tuple[Options, list[str], list[str]]:
+    """Fill the options that were left to detection; list what must be asked and what was assumed.
+
+    ``fallback`` holds the conventions saved with this export's mapping: they settle what this file's
+    data leaves open (dates that are all ambiguous, numbers without separators), but what the data
+    shows wins (a day above 12 in second position means month-first, whatever was saved)."""
     questions: list[str] = []
     notes: list[str] = []
     spec = TABLES[kind]
@@ -947,8 +1091,13 @@ def _detect_conventions(cur, raw: RawFile, table: str, kind: str, sources: dict[
                 notes.append("Dates are month-first (a day above 12 appears in the second position).")
             elif first_big and second_big:
                 questions.append("Dates mix day-first and month-first orders; choose the one the export used.")
+            elif fallback is not None and fallback.date_order:
+                opts = opts.replace(date_order=fallback.date_order)
+                notes.append(f"Dates read {_ORDER_NAMES[fallback.date_order]}, as saved with this export's mapping.")
             else:
                 questions.append("Dates like 03/04/2024 could be 3 April or 4 March: choose day-first (dmy) or month-first (mdy).")
+        elif fallback is not None and fallback.date_order:
+            opts = opts.replace(date_order=fallback.date_order)
     num_fields = [i for f, i in sources.items() if f in spec.field_names and spec.field(f).kind in ("number", "score", "integer")]
     if opts.decimal is None:
         comma = dot = 0
@@ -959,43 +1108,46 @@ def _detect_conventions(cur, raw: RawFile, table: str, kind: str, sources: dict[
             ).fetchone()
             comma += row[0] or 0
             dot += row[1] or 0
-        opts = opts.replace(decimal="," if comma > dot else ".")
-        if comma > dot:
+        if comma == dot and fallback is not None and fallback.decimal:
+            opts = opts.replace(decimal=fallback.decimal)
+        else:
+            opts = opts.replace(decimal="," if comma > dot else ".")
+        if opts.decimal == ",":
             notes.append("Numbers use a decimal comma (1.234,56).")
     for score in ("csat", "ces"):
         if score in sources and getattr(opts, f"{score}_scale") is None:
             i = sources[score]
-            row = cur.execute(
-                f"SELECT min(v), max(v) FROM (SELECT TRY_CAST(replace(trim(c{i}), ',', '.') AS DOUBLE) AS v FROM {table})"
-            ).fetchone()
-            lo, hi = row
-            default = DEFAULT_SCALES[score]
-            if hi is None:
-                scale = default
-            elif hi <= default[1] and (lo is None or lo >= default[0]):
-                scale = default
-            elif hi <= 5 and (lo or 1) >= 1:
-                scale = (1, 5)
-            elif hi <= 7 and (lo or 1) >= 1:
-                scale = (1, 7)
-            elif hi <= 10:
-                scale = (0, 10) if (lo or 0) == 0 else (1, 10)
-            elif hi <= 100:
-                scale = (0, 100)
-            else:
-                scale = default
+            v = f"TRY_CAST(replace(trim(c{i}), ',', '.') AS DOUBLE)"
+            candidates = list(dict.fromkeys([DEFAULT_SCALES[score], *STANDARD_SCALES]))
+            inside = ", ".join(f"count(*) FILTER (WHERE v BETWEEN {lo} AND {hi})" for lo, hi in candidates)
+            n, lo_seen, hi_seen, *counts = cur.execute(
+                f"SELECT count(v), min(v), max(v), {inside} FROM (SELECT {v} AS v FROM {table})").fetchone()
+            if lo_seen is not None and lo_seen < 1:  # a 0 on a ten-point scale is an answer, not a typo
+                counts = [0 if c == (1, 10) else k for c, k in zip(candidates, counts)]
+            # The smallest usual scale that holds (nearly) every value: a few typos (a 55 among 1–5
+            # scores) are rejected row by row instead of stretching the scale for the whole file.
+            scale = DEFAULT_SCALES[score]
+            for cand, k in zip(candidates, counts):
+                if n and k >= SCALE_COVERAGE * n:
+                    scale = cand
+                    break
             opts = opts.replace(**{f"{score}_scale": scale})
-            notes.append(f"{score.upper()} read on a {scale[0]}–{scale[1]} scale (highest value seen: {hi:g})."
-                         if hi is not None else f"{score.upper()} read on a {scale[0]}–{scale[1]} scale.")
+            outside = n - counts[candidates.index(scale)] if n else 0
+            notes.append(f"{score.upper()} read on a {scale[0]}–{scale[1]} scale"
+                         + (f" (highest value seen: {hi_seen:g})" if hi_seen is not None else "")
+                         + (f"; {outside} value{'s' if outside != 1 else ''} outside it will be rejected." if outside else "."))
     return opts, questions, notes
 
 
 # ------------------------------------------------------------------------------------------------
 # Parsing: SQL expressions that turn text into typed values (all user values bound as parameters)
 # ------------------------------------------------------------------------------------------------
-def _date_formats(order: str | None) -> list[str]:
-    dates = {"dmy": ["%d{s}%m{s}%Y", "%d{s}%m{s}%y"], "mdy": ["%m{s}%d{s}%Y", "%m{s}%d{s}%y"],
-             "ymd": ["%Y{s}%m{s}%d"]}.get(order or "", [])
+def _date_formats(order: str | None, short_year: bool = False) -> list[str]:
+    """strptime formats for d/m/y or m/d/y dates. Four- and two-digit years get separate lists:
+    ``%Y`` also accepts "24" and would read 12/31/24 as the year 24."""
+    y = "%y" if short_year else "%Y"
+    dates = {"dmy": [f"%d{{s}}%m{{s}}{y}"], "mdy": [f"%m{{s}}%d{{s}}{y}"],
+             "ymd": [] if short_year else ["%Y{s}%m{s}%d"]}.get(order or "", [])
     times = ["", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f", " %I:%M %p", " %I:%M:%S %p", "T%H:%M:%S", "T%H:%M"]
     out = []
     for d in dates:
@@ -1005,8 +1157,16 @@ def _date_formats(order: str | None) -> list[str]:
     return out
 
 
+# Spaces, tabs, line breaks and no-break spaces: a cell of only these is empty (a comment of "\r\n").
+_BLANKS = "' ' || chr(9) || chr(10) || chr(13) || chr(160)"
+
+
+def _trimmed(i: int) -> str:
+    return f"trim(c{i}, {_BLANKS})"
+
+
 def _clean(i: int) -> str:
-    return f"(CASE WHEN list_contains($nulls, trim(c{i})) THEN NULL ELSE trim(c{i}) END)"
+    return f"(CASE WHEN list_contains($nulls, {_trimmed(i)}) THEN NULL ELSE {_trimmed(i)} END)"
 
 
 def _number_expr(v: str) -> str:
@@ -1036,6 +1196,8 @@ def _timestamp_expr(v: str, date_order: str | None) -> str:
     iso_offset = f"CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP)"
     formats = _date_formats(date_order)
     slashed = local(f"try_strptime({v}, {_sql_list(formats)})") if formats else "NULL"
+    short_formats = _date_formats(date_order, short_year=True)
+    slashed_short = local(f"try_strptime({v}, {_sql_list(short_formats)})") if short_formats else "NULL"
     compact = local(f"try_strptime({v}, '%Y%m%d')")
     textual = local(f"try_strptime({v}, {_sql_list(TEXT_DATE_FORMATS)})")
     iso_local = local(f"TRY_CAST({v} AS TIMESTAMP)")
@@ -1045,7 +1207,8 @@ def _timestamp_expr(v: str, date_order: str | None) -> str:
         f"(CASE WHEN length({v}) > 10 AND regexp_matches({v}, '(Z|[+-]\\d{{2}}(:?\\d{{2}})?)$') THEN {iso_offset} "
         f"ELSE {iso_local} END) "
         f"WHEN regexp_matches({v}, '^(1[89]|20|21)\\d{{6}}$') THEN {compact} "
-        f"WHEN regexp_matches({v}, '^\\d{{1,2}}[/.-]\\d{{1,2}}[/.-]\\d{{2,4}}') THEN {slashed} "
+        f"WHEN regexp_matches({v}, '^\\d{{1,2}}[/.-]\\d{{1,2}}[/.-]\\d{{2}}(\\D|$)') THEN {slashed_short} "
+        f"WHEN regexp_matches({v}, '^\\d{{1,2}}[/.-]\\d{{1,2}}[/.-]\\d{{4}}') THEN {slashed} "
         f"ELSE {textual} END)"
     )
 
@@ -1104,10 +1267,8 @@ def _compile(kind: str, raw: RawFile, column_map: dict[str, str], opts: Options)
         i = sources[f.name]
         src_name = raw.columns[i]
         v = _clean(i)
-        if f.kind in ("id", "dimension"):
+        if f.kind in ("id", "dimension", "text"):
             expr = v
-        elif f.kind == "text":
-            expr = f"(CASE WHEN list_contains($nulls, trim(c{i})) THEN NULL ELSE c{i} END)"
         elif f.kind == "timestamp":
             expr = _timestamp_expr(v, opts.date_order)
             checks.append((f"{v} IS NOT NULL AND {f.name} IS NULL", src_name, v,
@@ -1143,7 +1304,8 @@ def _compile(kind: str, raw: RawFile, column_map: dict[str, str], opts: Options)
         columns.append(f.name)
         select.append(expr)
         if f.required or f.name in spec.key:
-            checks.append((f"{f.name} IS NULL", src_name, v, f"{f.label or f.name} is missing"))
+            # Only when the cell is empty: a value that does not parse already has its own reason.
+            checks.append((f"{v} IS NULL", src_name, v, f"{f.label or f.name} is missing"))
     if kind in SCALE_COLUMNS:
         for col, _ in SCALE_COLUMNS[kind]:
             if col == "tenure_unit":
@@ -1172,8 +1334,11 @@ def _compile(kind: str, raw: RawFile, column_map: dict[str, str], opts: Options)
                  {name: col for name, col in dims.items()})
 
 
+_ORDER_NAMES = {"dmy": "day-first", "mdy": "month-first", "ymd": "year-first"}
+
+
 def _date_reason(opts: Options) -> str:
-    order = {"dmy": "day-first", "mdy": "month-first", "ymd": "year-first"}.get(opts.date_order or "", "")
+    order = _ORDER_NAMES.get(opts.date_order or "", "")
     return f"not a date{f' (read {order})' if order else ''}"
 
 
@@ -1303,10 +1468,11 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
         raise UnreadableFile(f"{file_name} has no columns.", fix="Export the data again with its columns.")
     signature = header_signature(raw.columns, raw.has_header)
     saved = _saved_mapping(cur, signature) if raw.file_format != "dataframe" else None
+    fallback = None
     if saved and (kind is None or kind == saved["kind"]):
         kind = saved["kind"]
         proposal = {c: saved["mapping"].get(c, "ignore") for c in raw.columns}
-        base_opts = Options.from_dict(saved["options"])
+        base_opts, fallback = _saved_options(saved)
     else:
         if raw.file_format == "dataframe":
             proposal = {c: "ignore" for c in raw.columns}
@@ -1315,8 +1481,10 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
             profiles = profile_columns(cur, raw, "sample")
             prop = propose_mapping(raw.columns, profiles, kind, raw.has_header)
             if kind is None and column_map is None and prop.confidence < 0.5:
+                shown = ", ".join(repr(c) for c in raw.columns[:8]) + (" …" if len(raw.columns) > 8 else "")
                 raise MappingError(
-                    f"Could not tell what {file_name} holds (best guess: {prop.kind}, confidence {prop.confidence:.0%}).",
+                    f"Could not tell what {file_name} holds: its columns ({shown}) do not match the fields of "
+                    f"any kind well enough (best guess: {prop.kind}, confidence {prop.confidence:.0%}).",
                     fix="Choose the kind (--kind) and map the columns (--map COLUMN=FIELD), or use the Data page.",
                 )
             kind = kind or prop.kind
@@ -1344,7 +1512,8 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
             raise MappingError(f"The header names {dup!r} more than once, so that column is ambiguous.",
                                fix="Rename the duplicated columns in the export and import it again.")
     if raw.file_format != "dataframe":
-        opts, questions, notes = _detect_conventions(cur, raw, "raw", kind, _field_sources(mapping, raw.columns), base_opts)
+        opts, questions, notes = _detect_conventions(cur, raw, "raw", kind, _field_sources(mapping, raw.columns), base_opts,
+                                                     fallback)
         if questions:
             raise AmbiguousValues(questions[0], fix="Choose the date order (--date-order dmy|mdy, or on the Data page).",
                                   question=questions[0], choices=("dmy", "mdy"))
@@ -1486,11 +1655,14 @@ def _upsert(store: Store, cur, kind: str, raw: RawFile, plan: _Plan, mapping: di
     # Rejects: those of the parser (malformed lines) and those of the values.
     cur.execute("CREATE OR REPLACE TEMP TABLE bad_rows AS SELECT DISTINCT _row FROM bad")
     value_rejects = cur.execute("SELECT count(*) FROM bad_rows").fetchone()[0]
-    # Row numbers count every data row of the file, so rows after a malformed line shift by one.
+    # Row numbers count every data row of the file, so a row read after k malformed lines is k rows
+    # further down. The i-th malformed line (0-based, in order) at line l follows l - 1 - i readable
+    # rows, so it lies before readable row r exactly when l - i <= r.
+    shifts = [line - i for i, line in enumerate(sorted(r[0] for r in raw.parse_rejects))]
     cur.execute(
         "INSERT INTO rejects SELECT ?, _row + (SELECT count(*) FROM (SELECT unnest(?::BIGINT[]) AS l) WHERE l <= _row), "
         "column_name, left(value, 500), reason FROM bad",
-        [batch_id, [r[0] for r in raw.parse_rejects]],
+        [batch_id, shifts],
     )
     for line, col, text, reason in raw.parse_rejects:
         cur.execute("INSERT INTO rejects VALUES (?, ?, ?, ?, ?)", [batch_id, line, col, text, f"unreadable line: {reason}"])
