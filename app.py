@@ -1,21 +1,28 @@
-"""Touchpoint: the frame. Page config, navigation, the shared sidebar, then the chosen page."""
+"""Touchpoint: the frame. Page config, navigation, the shared sidebar (store summary and filters),
+then the chosen page."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from pages._ui import get_store, sidebar_store_summary
+from pages._ui import get_store, sidebar_filters, sidebar_store_summary
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
 
 store = get_store()  # opens (creates, migrates) the store once per process
 
-PAGES = {
-    "Data": [
-        st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data", default=True),
-    ],
-}
-page = st.navigation(PAGES)
+overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
+                   default=True)
+trends = st.Page("pages/trends.py", title="Trends", icon=":material/show_chart:", url_path="trends")
+segments = st.Page("pages/segments.py", title="Segments & channels", icon=":material/grid_view:", url_path="segments")
+data = st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")
+settings = st.Page("pages/settings.py", title="Settings", icon=":material/tune:", url_path="settings")
+ANALYSIS = {overview.url_path, trends.url_path, segments.url_path}
+
+page = st.navigation({"Analysis": [overview, trends, segments], "Manage": [data, settings]})
 with st.sidebar:
+    if page.url_path in ANALYSIS or page.url_path == "":
+        st.session_state["filters"] = sidebar_filters(store)
+        st.divider()
     sidebar_store_summary(store)
 page.run()

@@ -22,6 +22,7 @@ PRESETS = {
     "all": "All time",
     "custom": "Custom range",
 }
+DEFAULT_PRESET = "last_90"
 COMPARISONS = {"previous": "Previous period", "year": "Same period last year"}
 # Filterable dimensions shown first, in this order; analyst-mapped dimensions follow.
 CORE_DIMENSIONS = ("channel", "touchpoint", "journey_stage", "segment", "region", "product")
@@ -35,7 +36,7 @@ class Filters:
     """What every page shows: ``start``–``end`` (inclusive dates), compared with an earlier period,
     restricted to the listed values of each dimension (empty = all values)."""
 
-    preset: str = "all"
+    preset: str = DEFAULT_PRESET
     start: date | None = None
     end: date | None = None
     compare: str = "previous"
@@ -85,7 +86,7 @@ class Filters:
     def to_query_params(self) -> dict[str, str | list[str]]:
         """The filters as URL query parameters (defaults left out, so links stay short)."""
         out: dict[str, str | list[str]] = {}
-        if self.preset != "all":
+        if self.preset != DEFAULT_PRESET:
             out["range"] = self.preset
         if self.preset == "custom" and self.start and self.end:
             out["from"] = self.start.isoformat()
@@ -116,10 +117,10 @@ class Filters:
                 return []
             return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
 
-        preset = one("range") or "all"
+        preset = one("range") or DEFAULT_PRESET
         if preset not in PRESETS:
-            notices.append(f"The link's date range “{preset}” is not known; showing all time.")
-            preset = "all"
+            notices.append(f"The link's date range “{preset}” is not known; showing the {PRESETS[DEFAULT_PRESET].lower()}.")
+            preset = DEFAULT_PRESET
         start = end = None
         if preset == "custom":
             try:
@@ -128,8 +129,9 @@ class Filters:
                 if start > end:
                     raise ValueError
             except ValueError:
-                notices.append("The link's custom dates are not valid (from ≤ to, as YYYY-MM-DD); showing all time.")
-                preset, start, end = "all", None, None
+                notices.append("The link's custom dates are not valid (from ≤ to, as YYYY-MM-DD); showing the "
+                               f"{PRESETS[DEFAULT_PRESET].lower()}.")
+                preset, start, end = DEFAULT_PRESET, None, None
         compare = one("compare") or "previous"
         if compare not in COMPARISONS:
             notices.append(f"The link's comparison “{compare}” is not known; comparing with the previous period.")

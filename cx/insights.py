@@ -176,11 +176,13 @@ class Change:
 
 def what_changed(backend, store: Store, filters: Filters, settings: Settings, limit: int = 6) -> list[Change]:
     """Significant changes against the comparison period, largest first: overall, then by segment.
-    Only changes significant at ``settings.alpha`` with both periods at ``min_n`` or more qualify."""
+    Only changes significant at ``settings.alpha`` with both periods at ``min_n`` or more qualify, after
+    a Benjamini–Hochberg correction for the number of segments tested."""
     if not (filters.start and filters.end):
         return []
     available = metric_availability(store)
     changes: list[Change] = []
+    candidates = 0
     for name in CHANGE_METRICS:
         if available.get(name):
             continue
@@ -192,6 +194,8 @@ def what_changed(backend, store: Store, filters: Filters, settings: Settings, li
                                          by=(dim,) if dim else (), where=where, alpha=settings.alpha,
                                          min_n=settings.min_n)
             for _, r in cmp.iterrows():
+                if r["n"] >= settings.min_n and r["n_before"] >= settings.min_n and not pd.isna(r["p_value"]):
+                    candidates += 1
                 if not (bool(r["significant"]) and r["n"] >= settings.min_n and r["n_before"] >= settings.min_n):
                     continue
                 segment = None if dim is None else str(r[dim])
@@ -199,9 +203,21 @@ def what_changed(backend, store: Store, filters: Filters, settings: Settings, li
                 changes.append(Change(name, dim, segment, float(r["value"]), float(r["value_before"]),
                                       float(r["delta"]), float(r["p_value"]), int(r["n"]), int(r["n_before"]), good,
                                       _sentence(name, dim, segment, r, filters)))
+    changes = _false_discovery_control(changes, candidates, settings.alpha)
     # Overall moves first, then the segments that moved most (relative to the metric's spread).
     changes.sort(key=lambda c: (c.dimension is not None, -abs(c.delta) / _scale(c.metric)))
     return changes[:limit]
+
+
+def _false_discovery_control(changes: list[Change], tests: int, alpha: float) -> list[Change]:
+    """Benjamini–Hochberg over every segment tested: with dozens of segments, some would pass
+    p < alpha by chance alone; this keeps the expected share of false claims at or below alpha."""
+    ranked = sorted(changes, key=lambda c: c.p_value)
+    keep = 0
+    for i, c in enumerate(ranked, start=1):
+        if c.p_value <= alpha * i / max(tests, 1):
+            keep = i
+    return ranked[:keep]
 
 
 def _scale(metric: str) -> float:

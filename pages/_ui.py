@@ -1,11 +1,19 @@
 """Streamlit-side helpers shared by the pages: the store handle, cached reads keyed on the data
-version, and plain-words error display. (Not a page: it is not registered in app.py.)"""
+version, the shared filters, chart styling, and plain-words error display. (Not a page: it is not
+registered in app.py.)"""
 
 from __future__ import annotations
 
+from datetime import date
+
+import plotly.graph_objects as go
 import streamlit as st
 
+from cx import insights, metrics
+from cx.engine import backend_for
 from cx.errors import TouchpointError
+from cx.filters import COMPARISONS, PRESETS, Filters, data_date_span, dimension_values
+from cx.settings import Settings, load_settings
 from cx.store import TABLES, Store, open_store
 
 TABLE_LABELS = {
@@ -15,6 +23,17 @@ TABLE_LABELS = {
     "events": "Journey events",
     "customers": "Customers",
 }
+# One colour per metric, everywhere (colour-blind-safe Okabe–Ito hues first).
+METRIC_COLOURS = {
+    "nps": "#0072B2", "csat": "#009E73", "ces": "#E69F00", "ces_easy": "#E69F00", "responses": "#56B4E9",
+    "comment_share": "#56B4E9", "frt_median": "#CC79A7", "frt_mean": "#CC79A7", "frt_p90": "#CC79A7",
+    "ttr_median": "#D55E00", "ttr_mean": "#D55E00", "ttr_p90": "#D55E00", "fcr": "#009E73", "reopen_rate": "#D55E00",
+    "backlog": "#7F7F7F", "churn_rate": "#C0392B", "retention_rate": "#2E86C1", "revenue": "#6A3D9A",
+    "orders": "#6A3D9A", "aov": "#6A3D9A", "purchase_frequency": "#6A3D9A", "clv_historical": "#8E44AD",
+}
+SERIES_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#7F7F7F", "#F0E442"]
+FILTER_LABELS = {"channel": "Channel", "touchpoint": "Touchpoint", "journey_stage": "Journey stage",
+                 "segment": "Segment", "region": "Region", "product": "Product"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -23,9 +42,68 @@ def get_store() -> Store:
     return open_store()
 
 
+def backend():
+    return backend_for(get_store())
+
+
+def version() -> int:
+    return get_store().data_version()
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_row_counts(data_version: int) -> dict[str, int]:
     return get_store().row_counts()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_span(data_version: int) -> tuple[date | None, date | None]:
+    return data_date_span(get_store())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_dimension_values(data_version: int) -> dict[str, list[str]]:
+    return dimension_values(get_store())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_availability(data_version: int) -> dict[str, str | None]:
+    return insights.metric_availability(get_store())
+
+
+def current_settings() -> Settings:
+    return load_settings(get_store())
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
+def cached_kpis(data_version: int, filters: Filters, settings: Settings) -> list[insights.Kpi]:
+    return insights.kpi_tiles(backend(), get_store(), filters, settings)
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
+def cached_changes(data_version: int, filters: Filters, settings: Settings) -> list[insights.Change]:
+    return insights.what_changed(backend(), get_store(), filters, settings, limit=40)
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
+def cached_nps_mix(data_version: int, filters: Filters) -> dict:
+    return insights.nps_mix(backend(), filters)
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
+def cached_trend(data_version: int, metric: str, grain: str, by: str | None, filters: Filters, settings: Settings,
+                 top_n: int):
+    where, ignored = insights.applicable_where(backend(), metric, filters.where)
+    df = metrics.trend(backend(), metric, grain=grain, by=by, start=filters.start, end=filters.end, where=where,
+                       top_n=top_n, alpha=settings.alpha, min_n=settings.min_n)
+    return df, ignored
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
+def cached_segments(data_version: int, metric: str, by: tuple[str, ...], filters: Filters, settings: Settings):
+    where, ignored = insights.applicable_where(backend(), metric, filters.where)
+    df = metrics.segment_table(backend(), metric, by=by, start=filters.start, end=filters.end, where=where,
+                               alpha=settings.alpha, min_n=settings.min_n)
+    return df, ignored
 
 
 def show_error(exc: TouchpointError) -> None:
@@ -46,3 +124,112 @@ def sidebar_store_summary(store: Store) -> None:
         return
     lines = [f"{TABLE_LABELS[t]}: **{fmt_int(counts[t])}**" for t in TABLES if counts[t]]
     st.caption("  \n".join(lines))
+
+
+# -- shared filters ------------------------------------------------------------------------------
+_FILTER_KEYS = ("range", "from", "to", "compare")
+
+
+def _params_dict() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params.keys()}
+
+
+def sidebar_filters(store: Store) -> Filters:
+    """Draw the shared filters (state survives page switches) and mirror them in the URL."""
+    v = store.data_version()
+    known = cached_dimension_values(v)
+    first, last = cached_span(v)
+    if not st.session_state.get("flt_init"):
+        from_url, notices = Filters.from_query_params(_params_dict(), known)
+        st.session_state["flt_range"] = from_url.preset
+        if from_url.preset == "custom":
+            st.session_state["flt_dates"] = (from_url.start, from_url.end)
+        st.session_state["flt_compare"] = from_url.compare
+        for dim in known:
+            st.session_state[f"flt_dim_{dim}"] = list(dict(from_url.dims).get(dim, ()))
+        st.session_state["flt_notices"] = notices
+        st.session_state["flt_init"] = True
+    st.caption("**Filters**")
+    preset = st.selectbox("Date range", list(PRESETS), format_func=PRESETS.get, key="flt_range")
+    start = end = None
+    if preset == "custom":
+        default = st.session_state.get("flt_dates") or (first or date.today(), last or date.today())
+        picked = st.date_input("From – to", value=default, min_value=None, key="flt_dates_input")
+        if isinstance(picked, (tuple, list)) and len(picked) == 2:
+            start, end = picked
+            st.session_state["flt_dates"] = (start, end)
+        elif st.session_state.get("flt_dates"):
+            start, end = st.session_state["flt_dates"]
+    st.radio("Compare with", list(COMPARISONS), format_func=COMPARISONS.get, key="flt_compare", horizontal=False)
+    f = Filters(preset=preset, start=start, end=end, compare=st.session_state["flt_compare"])
+    for dim, values in known.items():
+        chosen = st.multiselect(FILTER_LABELS.get(dim, dim.replace("_", " ").capitalize()), values,
+                                key=f"flt_dim_{dim}", placeholder="All")
+        if chosen:
+            f = f.with_dim(dim, chosen)
+    for notice in st.session_state.get("flt_notices", []):
+        st.info(notice, icon=":material/link_off:")
+    resolved = f.resolved(first, last)
+    if resolved.start and resolved.end:
+        st.caption(f"Showing {resolved.start:%d %b %Y} – {resolved.end:%d %b %Y}"
+                   + (f", compared with {_cmp_text(resolved)}." if resolved.comparison() else "."))
+    _mirror(f)
+    return resolved
+
+
+def _cmp_text(f: Filters) -> str:
+    lo, hi = f.comparison()
+    return f"{lo:%d %b %Y} – {hi:%d %b %Y}"
+
+
+def _mirror(f: Filters) -> None:
+    """Write the filters into the URL, leaving page options (other keys) alone."""
+    wanted = f.to_query_params()
+    current = _params_dict()
+    for key in list(current):
+        if (key in _FILTER_KEYS or key.startswith("f.")) and key not in wanted:
+            del st.query_params[key]
+    for key, value in wanted.items():
+        values = value if isinstance(value, list) else [value]
+        if current.get(key) != values:
+            st.query_params[key] = values if isinstance(value, list) else value
+
+
+def page_option(key: str, options: list, default, *, label: str, fmt=None, widget=st.selectbox, **kw):
+    """A page option that is also in the URL (``?metric=nps``), so a link reproduces the view;
+    an unknown value in the URL falls back to the default with a notice."""
+    state_key = f"opt_{key}"
+    if state_key not in st.session_state:
+        url_value = st.query_params.get(key)
+        if url_value is not None and url_value not in [str(o) for o in options]:
+            st.info(f"The link's {label.lower()} “{url_value}” is not available; showing {fmt(default) if fmt else default}.",
+                    icon=":material/link_off:")
+            url_value = None
+        st.session_state[state_key] = next((o for o in options if str(o) == url_value), default)
+    if st.session_state[state_key] not in options:
+        st.session_state[state_key] = default
+    value = widget(label, options, format_func=fmt or str, key=state_key, **kw)
+    if str(value) != st.query_params.get(key):
+        st.query_params[key] = str(value)
+    return value
+
+
+# -- charts --------------------------------------------------------------------------------------
+def style_figure(fig: go.Figure, *, title: str, x_title: str | None, y_title: str | None, height: int = 380) -> go.Figure:
+    """House style: a title, labelled axes, readable type; the Streamlit theme supplies light/dark colours."""
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=16)),
+        height=height, margin=dict(l=10, r=10, t=50, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, title=None),
+        font=dict(size=13), hovermode="x unified",
+    )
+    fig.update_xaxes(title_text=x_title, showgrid=False)
+    fig.update_yaxes(title_text=y_title, zeroline=False)
+    return fig
+
+
+def unit_axis(metric: str) -> str:
+    m = metrics.REGISTRY[metric]
+    return {"points": "NPS (points)", "percent": f"{m.label} (%)", "hours": f"{m.label} (hours)",
+            "currency": f"{m.label} (currency)", "count": m.label, "score": f"{m.label} (1–7)",
+            "ratio": m.label}[m.unit]

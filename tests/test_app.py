@@ -33,20 +33,27 @@ def app_db(tmp_path, monkeypatch):
     st.cache_data.clear()
 
 
-def _run_app() -> AppTest:
+def _run_app(page: str | None = "pages/data.py") -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
     return at
 
 
 def test_data_page_loads_with_empty_store_and_says_what_to_import(app_db):
-    at = _run_app()
+    at = _run_app(page=None)
+    assert at.title[0].value == "Overview"
+    assert "Nothing imported yet" in " ".join(c.value for c in at.sidebar.caption)
+    assert "No data yet" in at.info[0].value
+    at.switch_page("pages/data.py").run()
+    assert not at.exception, at.exception
     assert at.title[0].value == "Data"
     infos = " ".join(i.value for i in at.info)
     assert "Import survey responses" in infos
     assert "No batches yet" in infos
-    assert "Nothing imported yet" in " ".join(c.value for c in at.sidebar.caption)
 
 
 def test_data_page_upload_proposes_mapping_and_imports_with_rejects(app_db):

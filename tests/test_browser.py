@@ -106,7 +106,7 @@ def test_upload_through_the_data_page_imports_the_file(server, page, tmp_path):
         "o4;c3;2024-05-04;ten\n",
         encoding="utf-8",
     )
-    page.goto(server["url"] + "/")  # the Data page is the default page for now
+    page.goto(server["url"] + "/data")
     page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(str(export))
     page.get_by_text("semicolon-separated").wait_for(timeout=30_000)
     page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)

@@ -14,6 +14,7 @@ def test_presets_anchor_on_the_last_date_in_the_data():
     assert Filters(preset="qtd").resolved(first, last).start == date(2024, 4, 1)
     assert Filters(preset="ytd").resolved(first, last).start == date(2024, 1, 1)
     assert Filters(preset="all").resolved(first, last).start == first
+    assert Filters().preset == "last_90"
     # An empty store has no range at all.
     assert Filters(preset="last_30").resolved(None, None).start is None
 
@@ -48,4 +49,4 @@ def test_invalid_url_values_are_ignored_with_a_notice():
 
 def test_bad_custom_dates_fall_back_to_all_time():
     f, notices = Filters.from_query_params({"range": "custom", "from": "2024-05-01", "to": "2024-04-01"}, KNOWN)
-    assert f.preset == "all" and f.start is None and len(notices) == 1
+    assert f.preset == "last_90" and f.start is None and len(notices) == 1

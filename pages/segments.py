@@ -1,0 +1,105 @@
+"""Segments & channels: one metric across one or two dimensions, each cell tested against the rest."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from cx import metrics
+from cx.errors import TouchpointError
+from cx.export import to_csv_bytes
+from pages._ui import (cached_availability, cached_dimension_values, cached_segments, current_settings, page_option,
+                       show_error, style_figure, version)
+
+st.title("Segments & channels")
+filters = st.session_state.get("filters")
+settings = current_settings()
+v = version()
+if filters is None or filters.start is None:
+    st.info("No data yet: import exports on the **Data** page.", icon=":material/upload_file:")
+    st.stop()
+available = cached_availability(v)
+names = [n for n, m in metrics.REGISTRY.items() if not available.get(n) and m.kind not in ("backlog",)]
+dims = list(cached_dimension_values(v))
+if not names or not dims:
+    st.info("Import data with dimensions (channel, segment, region…) on the **Data** page to compare segments.",
+            icon=":material/upload_file:")
+    st.stop()
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    metric = page_option("metric", names, "nps" if "nps" in names else names[0], label="Metric",
+                         fmt=lambda n: metrics.REGISTRY[n].label)
+m = metrics.REGISTRY[metric]
+with c2:
+    rows_dim = page_option("rows", dims, "channel" if "channel" in dims else dims[0], label="Rows",
+                           fmt=lambda d: d.replace("_", " ").capitalize())
+with c3:
+    col_options = ["(none)"] + [d for d in dims if d != rows_dim]
+    cols_dim = page_option("cols", col_options, "(none)", label="Columns (heatmap)",
+                           fmt=lambda d: d.replace("_", " ").capitalize())
+by = (rows_dim,) if cols_dim == "(none)" else (rows_dim, cols_dim)
+try:
+    with st.spinner("Comparing segments…"):
+        df, ignored = cached_segments(v, metric, by, filters, settings)
+except TouchpointError as exc:
+    show_error(exc)
+    st.stop()
+if ignored:
+    st.caption(f"Filters on {', '.join(ignored)} do not apply to {m.label} and are ignored here.")
+df = df.dropna(subset=list(by))
+if df.empty:
+    st.info(f"No {m.label} values for these filters.")
+    st.stop()
+overall = df["overall"].iloc[0]
+fmt = lambda x: metrics.format_value(metric, x)  # noqa: E731
+
+if cols_dim == "(none)":
+    d = df.sort_values("value")
+    colours = np.where(d["low_n"], "#BDBDBD", np.where(d["differs"] & ((d["value"] > overall) == (m.good == "up")),
+                                                      "#009E73", np.where(d["differs"], "#D55E00", "#0072B2")))
+    fig = go.Figure(go.Bar(
+        y=d[rows_dim].astype(str), x=d["value"], orientation="h", marker_color=colours,
+        error_x=dict(type="data", symmetric=False, array=d["ci_high"] - d["value"], arrayminus=d["value"] - d["ci_low"],
+                     color="#666"),
+        text=[f"{fmt(x)}  (n {n:,})" for x, n in zip(d["value"], d["n"])], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.1f}<extra></extra>"))
+    fig.add_vline(x=overall, line_dash="dash", line_color="#666", annotation_text=f"Overall {fmt(overall)}")
+    style_figure(fig, title=f"{m.label} by {rows_dim.replace('_', ' ')}", x_title=m.label, y_title=None,
+                 height=max(260, 60 + 38 * len(d)))
+    fig.update_layout(hovermode="closest")
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+    st.caption(f"Bars show each segment's {m.label} with its 95% interval; green/red: significantly better/worse "
+               f"than everyone else (p < {settings.alpha}); grey: fewer than {settings.min_n} observations.")
+else:
+    pivot = df.pivot(index=rows_dim, columns=cols_dim, values="value")
+    n_piv = df.pivot(index=rows_dim, columns=cols_dim, values="n").reindex_like(pivot)
+    low = df.pivot(index=rows_dim, columns=cols_dim, values="low_n").reindex_like(pivot)
+    diff = df.pivot(index=rows_dim, columns=cols_dim, values="differs").reindex_like(pivot)
+    text = [[("" if np.isnan(val) else fmt(val) + ("*" if bool(diff.iloc[i, j]) else "") +
+              ("<br><span style='font-size:10px'>low n</span>" if bool(low.iloc[i, j]) else ""))
+             for j, val in enumerate(row)] for i, row in enumerate(pivot.to_numpy(dtype=float))]
+    scale = "RdYlGn" if m.good == "up" else "RdYlGn_r"
+    fig = go.Figure(go.Heatmap(
+        z=pivot.to_numpy(dtype=float), x=[str(c) for c in pivot.columns], y=[str(r) for r in pivot.index],
+        text=text, texttemplate="%{text}", colorscale=scale, zmid=overall,
+        customdata=n_piv.to_numpy(dtype=float), colorbar=dict(title=m.label),
+        hovertemplate="%{y} × %{x}: %{z:.1f} (n %{customdata:,.0f})<extra></extra>"))
+    style_figure(fig, title=f"{m.label}: {rows_dim.replace('_', ' ')} × {cols_dim.replace('_', ' ')}",
+                 x_title=cols_dim.replace("_", " ").capitalize(), y_title=rows_dim.replace("_", " ").capitalize(),
+                 height=max(320, 90 + 42 * len(pivot)))
+    fig.update_layout(hovermode="closest")
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+    st.caption(f"Colour centred on the overall {m.label} ({fmt(overall)}). * marks cells significantly different "
+               f"from everyone else (p < {settings.alpha}); “low n”: fewer than {settings.min_n} observations.")
+
+table = df.rename(columns={"value": m.label, "ci_low": "95% low", "ci_high": "95% high", "low_n": "Low n",
+                           "p_vs_rest": "p vs rest", "differs": "Differs"}).drop(columns=["overall"])
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={m.label: st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
+                            "95% low": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
+                            "95% high": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
+                            "p vs rest": st.column_config.NumberColumn(format="%.4f")})
+st.download_button("Download CSV", to_csv_bytes(table), file_name=f"touchpoint-{metric}-segments.csv",
+                   mime="text/csv", key="segments_csv")
