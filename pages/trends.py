@@ -40,7 +40,8 @@ with c4:
                          fmt=str.capitalize)
 o1, o2, o3 = st.columns([2, 2, 3])
 rolling = o1.toggle("Rolling average (3 periods)", key="trends_rolling")
-show_band = o2.toggle("95% band", value=True, key="trends_band")
+show_band = o2.toggle("95% band", value=True, key="trends_band",
+                      help="Shown for a single line or small multiples; with several lines, hover for each interval.")
 top_n = o3.slider("Largest segments shown (the rest pooled as “Other”)", 2, 8, 5, key="trends_top_n")
 
 m = metrics.REGISTRY[metric]
@@ -65,10 +66,12 @@ fig = make_subplots(rows=rows, cols=3 if multiples else 1, shared_yaxes=True, sh
                     vertical_spacing=0.12 if multiples else 0.02)
 for i, g in enumerate(groups):
     sub = df if g is None else df[df[by] == g]
-    colour = METRIC_COLOURS.get(metric, SERIES_COLOURS[0]) if g is None or multiples else SERIES_COLOURS[i % len(SERIES_COLOURS)]
+    colour = (METRIC_COLOURS.get(metric, SERIES_COLOURS[0]) if g is None or multiples
+              else "#8C8C8C" if g == "Other" else SERIES_COLOURS[i % len(SERIES_COLOURS)])
     pos = dict(row=i // 3 + 1, col=i % 3 + 1) if multiples else dict(row=1, col=1)
     name = m.label if g is None else str(g)
-    if show_band and sub["ci_low"].notna().any():
+    # Bands of several overlapping lines hide each other: they are drawn for one line or small multiples.
+    if show_band and (g is None or multiples) and sub["ci_low"].notna().any():
         fig.add_trace(go.Scatter(x=list(sub["period"]) + list(sub["period"][::-1]),
                                  y=list(sub["ci_high"]) + list(sub["ci_low"][::-1]), fill="toself", fillcolor=colour,
                                  opacity=0.15, line=dict(width=0), hoverinfo="skip", showlegend=False,

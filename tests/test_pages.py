@@ -1,0 +1,136 @@
+"""AppTests of the analysis pages: on a tiny fixture whose numbers are known, from URLs with filters,
+and from URLs with garbage in them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from cx import ingest
+from cx.store import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+T = pd.Timestamp
+
+# Twelve NPS answers, hand-written. October (previous 31 days): web 10, 9, 3, 2 and app 9, 9 → 4 promoters,
+# 2 detractors of 6 → NPS +33.3. November: web 10, 10, 9 and app 0, 1, 8 → 3 promoters, 2 detractors of 6 → +16.7.
+ANSWERS = [("web", "2024-10-02", 10), ("web", "2024-10-09", 9), ("web", "2024-10-16", 3), ("web", "2024-10-23", 2),
+           ("app", "2024-10-05", 9), ("app", "2024-10-12", 9),
+           ("web", "2024-11-03", 10), ("web", "2024-11-10", 10), ("web", "2024-11-17", 9),
+           ("app", "2024-11-06", 0), ("app", "2024-11-13", 1), ("app", "2024-11-30", 8)]
+
+
+@pytest.fixture
+def app_db(tmp_path, monkeypatch):
+    db = tmp_path / "pages.duckdb"
+    monkeypatch.setenv("TOUCHPOINT_DB", str(db))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    store = open_store(db)
+    frame = pd.DataFrame({"response_id": [f"r{i}" for i in range(len(ANSWERS))],
+                          "submitted_at": [T(d) for _, d, _ in ANSWERS], "nps": [s for _, _, s in ANSWERS],
+                          "channel": [c for c, _, _ in ANSWERS]})
+    ingest.import_frame(store, "responses", frame, file_name="fixture")
+    yield db
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _app(query: dict | None = None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def test_overview_shows_the_known_nps_and_its_unsupported_tiles(app_db):
+    at = _app({"range": "custom", "from": "2024-11-01", "to": "2024-11-30"})
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["NPS"] == "+16.7"
+    captions = " ".join(c.value for c in at.caption)
+    assert "n = 6" in captions and "low sample" in captions
+    # The change from +33.3 is not significant on six answers: no delta is claimed.
+    assert "no significant change" in captions
+    assert "No support tickets with a resolution time imported yet." in captions
+    assert "16.7% promoters" not in captions and "50.0% promoters − 33.3% detractors = +16.7" in captions
+
+
+def test_a_filtered_url_reproduces_the_view(app_db):
+    at = _app({"range": "custom", "from": "2024-11-01", "to": "2024-11-30", "f.channel": "web"})
+    assert {m.label: m.value for m in at.metric}["NPS"] == "+100.0"
+    assert at.sidebar.multiselect(key="flt_dim_channel").value == ["web"]
+    assert at.sidebar.selectbox(key="flt_range").value == "custom"
+
+
+def test_garbage_in_the_url_is_ignored_with_a_notice(app_db):
+    at = _app({"range": "forever", "f.channel": ["web", "<script>alert(1)</script>"], "f.planet": "Mars"})
+    assert not at.exception
+    notices = " ".join(i.value for i in at.sidebar.info)
+    assert "forever" in notices and "planet" in notices and "not found in the data" in notices
+    assert at.sidebar.multiselect(key="flt_dim_channel").value == ["web"]
+
+
+def test_trends_page_from_a_link_shows_the_metric_by_channel(app_db):
+    at = _app({"range": "all", "metric": "nps", "grain": "month", "by": "channel"}, page="pages/trends.py")
+    assert at.selectbox(key="opt_metric").value == "nps"
+    assert at.selectbox(key="opt_by").value == "channel"
+    assert len(at.get("plotly_chart")) == 1
+    table = at.dataframe[0].value
+    web = table[table["channel"] == "web"].set_index("period")["value"].round(1).to_dict()
+    assert web == {"2024-10-01": 0.0, "2024-11-01": 100.0}  # October web: 10 9 | 3 2
+
+
+def test_trends_page_with_an_unknown_metric_in_the_link_falls_back(app_db):
+    at = _app({"metric": "happiness"}, page="pages/trends.py")
+    assert at.selectbox(key="opt_metric").value == "nps"
+    assert any("happiness" in i.value for i in at.info)
+
+
+def test_segments_page_compares_channels(app_db):
+    at = _app({"range": "all"}, page="pages/segments.py")
+    table = at.dataframe[0].value.set_index("channel")
+    # All twelve: web 10 9 3 2 10 10 9 → 5 promoters, 2 detractors of 7 = +42.9; app 9 9 0 1 8 → 2 − 2 = 0.
+    assert round(table.loc["web", "NPS"], 1) == 42.9
+    assert round(table.loc["app", "NPS"], 1) == 0.0
+    assert table["Low n"].all()
+
+
+def test_settings_page_saves_a_target_and_rejects_a_bad_one(app_db):
+    at = _app(page="pages/settings.py")
+    at.number_input(key="settings_target_nps").set_value(40.0)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "Settings saved" in at.success[0].value
+    from cx.settings import load_settings
+
+    assert load_settings(open_store(app_db)).target_map["nps"] == 40.0
+    at.number_input(key="settings_target_csat").set_value(150.0)
+    at.button[0].click().run()
+    assert "percentage from 0 to 100" in at.error[0].value
+    assert load_settings(open_store(app_db)).target_map["csat"] == 80.0  # unchanged
+
+
+def test_every_page_loads_on_the_demo_data(tmp_path, monkeypatch):
+    from cx import demo
+
+    db = tmp_path / "demo.duckdb"
+    monkeypatch.setenv("TOUCHPOINT_DB", str(db))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    demo.load_demo(open_store(db), scale=0.2)
+    at = _app()
+    assert len(at.metric) == 8 and all(m.value != "–" for m in at.metric)
+    for page in ("pages/trends.py", "pages/segments.py", "pages/settings.py", "pages/data.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+    st.cache_resource.clear()
+    st.cache_data.clear()
