@@ -12,9 +12,6 @@ import ibis
 from cx.errors import TouchpointError
 from cx.store import Store, open_store
 
-_local = threading.local()
-
-
 def engine_url() -> str:
     return os.environ.get("TOUCHPOINT_ENGINE", "").strip()
 
@@ -34,14 +31,13 @@ def backend_for(store: Store | None = None) -> Any:
                               fix="Use duckdb:///path/to/touchpoint.duckdb or spark://local[2].")
     if store is None:
         store = open_store(url[len("duckdb:///"):] or None if url else None)
-    cache = getattr(_local, "backends", None)
-    if cache is None:
-        cache = _local.backends = {}
-    key = id(store)
-    if key not in cache:
-        # Each thread keeps its own cursor: DuckDB connections are not shared across threads.
-        cache[key] = ibis.duckdb.from_connection(store.open_cursor())
-    return cache[key]
+    # Each thread keeps its own cursor of this store: DuckDB connections are not shared across
+    # threads. The cache hangs on the store itself, so a new store never meets an old one's cursor.
+    local = store.__dict__.setdefault("_ibis_threads", threading.local())
+    backend = getattr(local, "backend", None)
+    if backend is None:
+        backend = local.backend = ibis.duckdb.from_connection(store.open_cursor())
+    return backend
 
 
 def _spark_backend(master: str) -> Any:

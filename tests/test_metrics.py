@@ -197,3 +197,15 @@ def test_format_value_uses_units():
     assert metrics.format_value("ttr_median", 72.0) == "3.0 d"
     assert metrics.format_value("orders", 12345.0) == "12,345"
     assert metrics.format_value("nps", float("nan")) == "–"
+
+
+def test_each_store_gets_its_own_backend_even_when_an_old_one_is_gone(tmp_path):
+    # A backend cached by id() would hand a new store the cursor of a freed one with the same id.
+    for i, n in enumerate((2, 3, 4)):
+        store = Store(tmp_path / f"s{i}.duckdb")
+        frame = pd.DataFrame({"response_id": [f"r{j}" for j in range(n)], "submitted_at": [T("2024-01-01")] * n,
+                              "nps": [10] * n})
+        ingest.import_frame(store, "responses", frame, file_name="f")
+        assert metrics.query_metric(backend_for(store), "responses")["value"].iloc[0] == n
+        store.close()
+        del store
