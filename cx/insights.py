@@ -130,7 +130,9 @@ def kpi_tiles(backend, store: Store, filters: Filters, settings: Settings,
             kpi.value, kpi.n = _num(r["value"]), int(r["n"])
             kpi.ci_low, kpi.ci_high, kpi.low_n = _num(r["ci_low"]), _num(r["ci_high"]), bool(r["low_n"])
         if m.kind not in ("churn", "retention") or metrics._customer_mode(backend) == "dates":
-            spark = metrics.query_metric(backend, name, grain="month", start=filters.start, end=filters.end,
+            # The sparkline gives a year of context, whatever the range: month by month to its end.
+            spark_start = (filters.end - pd.DateOffset(months=11)).replace(day=1).date() if filters.end else None
+            spark = metrics.query_metric(backend, name, grain="month", start=spark_start, end=filters.end,
                                          where=where, min_n=settings.min_n)
             kpi.sparkline = [(p, float(v)) for p, v in zip(spark["period"], spark["value"]) if not pd.isna(v)][-24:]
         kpi.status = target_status(name, kpi.value, kpi.target)
@@ -233,7 +235,11 @@ def _sentence(name: str, dim: str | None, segment: str | None, r, filters: Filte
     who = f"{m.label}" if dim is None else f"{m.label} for {dim.replace('_', ' ')} “{segment}”"
     period = "the previous period" if filters.compare == "previous" else "the same period last year"
     return (f"{who} {verb} by {size:.1f}{unit} to {fmt(r['value'])} (from {fmt(r['value_before'])} in {period}; "
-            f"n = {int(r['n']):,}, p = {r['p_value']:.3f}).")
+            f"n = {int(r['n']):,}, {_p_text(r['p_value'])}).")
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def top_movers(changes: list[Change]) -> pd.DataFrame:
