@@ -162,19 +162,31 @@ def sidebar_filters(store: Store) -> Filters:
             start, end = st.session_state["flt_dates"]
     st.radio("Compare with", list(COMPARISONS), format_func=COMPARISONS.get, key="flt_compare", horizontal=False)
     f = Filters(preset=preset, start=start, end=end, compare=st.session_state["flt_compare"])
-    for dim, values in known.items():
-        chosen = st.multiselect(FILTER_LABELS.get(dim, dim.replace("_", " ").capitalize()), values,
+    dated = f.resolved(first, last)
+    if dated.start and dated.end:
+        st.caption(f"{dated.start:%d %b %Y} – {dated.end:%d %b %Y}"
+                   + (f", compared with {_cmp_text(dated)}." if dated.comparison() else "."))
+    core = [d for d in known if d in FILTER_LABELS]
+    more = [d for d in known if d not in FILTER_LABELS]
+
+    def pick(dim: str) -> None:
+        nonlocal f
+        chosen = st.multiselect(FILTER_LABELS.get(dim, dim.replace("_", " ").capitalize()), known[dim],
                                 key=f"flt_dim_{dim}", placeholder="All")
         if chosen:
             f = f.with_dim(dim, chosen)
+
+    for dim in core:
+        pick(dim)
+    if more:
+        active = sum(bool(st.session_state.get(f"flt_dim_{d}")) for d in more)
+        with st.expander(f"More filters{f' ({active} set)' if active else ''}", expanded=bool(active)):
+            for dim in more:
+                pick(dim)
     for notice in st.session_state.get("flt_notices", []):
         st.info(notice, icon=":material/link_off:")
-    resolved = f.resolved(first, last)
-    if resolved.start and resolved.end:
-        st.caption(f"Showing {resolved.start:%d %b %Y} – {resolved.end:%d %b %Y}"
-                   + (f", compared with {_cmp_text(resolved)}." if resolved.comparison() else "."))
     _mirror(f)
-    return resolved
+    return f.resolved(first, last)
 
 
 def _cmp_text(f: Filters) -> str:

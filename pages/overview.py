@@ -36,11 +36,13 @@ def _delta_text(k) -> tuple[str | None, str]:
         return None, "no comparison data"
     unit = {"points": " pts", "percent": " pts", "hours": " h"}.get(k.unit, "")
     d = f"{k.delta:+,.1f}{unit}" if k.unit not in ("count", "currency") else f"{k.delta:+,.0f}"
+    if d.startswith(("+0.0", "-0.0")):
+        d = "±0.0" + d[4:]
     if k.significant:
-        return d, f"vs {metrics.format_value(k.metric, k.value_before)} ({cmp_label})"
+        return d, f"from {metrics.format_value(k.metric, k.value_before)}"
     if k.p_value is None or math.isnan(k.p_value):
-        return None, f"{d} vs {cmp_label} (not tested)"
-    return None, f"{d} vs {cmp_label}: not a significant change (p = {k.p_value:.2f})"
+        return None, f"{d} vs before (not tested)"
+    return None, f"{d}: no significant change (p {k.p_value:.2f})"
 
 
 cols = st.columns(4)
@@ -69,8 +71,9 @@ for i, k in enumerate(tiles):
         if not delta:
             bits.append(note)
         if k.target is not None:
-            icon = "✅" if k.status == "on target" else "⚠️"
-            bits.append(f"{icon} target {metrics.format_value(k.metric, k.target)}")
+            met = k.status == "on target"
+            bits.append(f":{'green' if met else 'orange'}[target {metrics.format_value(k.metric, k.target)} "
+                        f"{'met' if met else 'not met'}]")
         st.caption(" · ".join(bits))
 
 left, right = st.columns([2, 3])
@@ -84,9 +87,11 @@ with left:
                         text=[f"{mix[f'{key}_pct']:.0f}%"], textposition="inside",
                         hovertemplate=f"{label}: %{{x:.1f}}% ({mix[key]:,})<extra></extra>")
         fig.update_layout(barmode="stack")
-        style_figure(fig, title="NPS composition", x_title="Share of NPS answers (%)", y_title=None, height=220)
+        style_figure(fig, title="NPS composition", x_title="Share of NPS answers (%)", y_title=None, height=240)
         fig.update_yaxes(showticklabels=False)
-        fig.update_layout(hovermode="closest")
+        fig.update_xaxes(range=[0, 100])
+        fig.update_layout(hovermode="closest", margin=dict(t=40, b=70),
+                          legend=dict(orientation="h", yanchor="top", y=-0.45, xanchor="left", x=0))
         st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
         st.caption(f"NPS = {mix['promoters_pct']:.1f}% promoters − {mix['detractors_pct']:.1f}% detractors "
                    f"= {mix['promoters_pct'] - mix['detractors_pct']:+.1f}, from {mix['n']:,} answers.")
