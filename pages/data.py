@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from cx import ingest
+from cx.engine import engine_url, is_external
 from cx.errors import AmbiguousValues, TouchpointError
 from cx.export import to_csv_bytes
 from cx.store import TABLES
@@ -379,6 +380,10 @@ def _mappings_tab() -> None:
 
 
 st.title("Data")
+if is_external():
+    st.info(f"Touchpoint reads its tables from another engine ({engine_url()}), so imports are made there, not "
+            "here. Unset TOUCHPOINT_ENGINE to use the built-in DuckDB store.", icon=":material/cloud:")
+    st.stop()
 st.caption("Import exports, check how their columns map onto Touchpoint's data model, and manage what is in the store.")
 flash = st.session_state.pop("data_flash", None)
 if flash:

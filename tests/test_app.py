@@ -146,3 +146,12 @@ def test_an_unreadable_upload_is_explained_in_plain_words(app_db):
     errors = " ".join(e.value for e in at.error)
     assert "looks like a binary file" in errors and "Export the data as CSV" in errors
     assert "Traceback" not in errors
+
+
+def test_data_page_offers_no_import_when_tables_live_in_another_engine(app_db, monkeypatch):
+    monkeypatch.setenv("TOUCHPOINT_ENGINE", "spark://local[1]")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/data.py").run()
+    assert not at.exception, at.exception
+    assert "imports are made there" in at.info[0].value
+    assert len(at.file_uploader) == 0

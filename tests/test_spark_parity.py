@@ -18,6 +18,7 @@ pytestmark = pytest.mark.spark
 
 CASES = [
     ("nps", dict(grain="month", by=("channel",))),
+    ("nps", dict(grain="day", start="2024-02-28", end="2024-03-01")),
     ("nps", dict(start="2024-02-01", end="2024-02-29")),
     ("csat", dict(grain="month")),
     ("ces", dict()),
@@ -56,6 +57,13 @@ def engines(tmp_path_factory):
     for kind, frame in [("responses", RESPONSES), ("responses", CSAT_5), ("responses", CSAT_7),
                         ("responses", CES_7), ("tickets", TICKETS), ("orders", ORDERS), ("customers", CUSTOMERS)]:
         ingest.import_frame(store, kind, frame, file_name=kind)
+    # Time-zone edge rows: local times just after midnight on the 1st in Paris and São Paulo, and an
+    # offset timestamp, land in UTC in the month before (or after) their local month on both engines.
+    tz_rows = tmp_path_factory.mktemp("tz") / "tz.csv"
+    tz_rows.write_text("response_id,submitted_at,nps,channel\n"
+                       "z1,2024-03-01T00:30:00+01:00,10,web\n"   # 29 Feb 23:30 UTC (leap day)
+                       "z2,2024-01-31T22:30:00-03:00,0,app\n")   # 1 Feb 01:30 UTC
+    ingest.import_file(store, tz_rows)
     spark = (SparkSession.builder.master("local[1]").appName("touchpoint-parity")
              .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.shuffle.partitions", "1").config("spark.driver.memory", "1g")
