@@ -106,6 +106,21 @@ def cached_segments(data_version: int, metric: str, by: tuple[str, ...], filters
     return df, ignored
 
 
+def analysis_context():
+    """(filters, settings, data version, metrics with data) for an analysis page; stops the page with
+    an empty state that says what to import when there is nothing to analyse."""
+    filters = st.session_state.get("filters")
+    v = version()
+    available = cached_availability(v)
+    names = [n for n in metrics.REGISTRY if not available.get(n)]
+    if filters is None or filters.start is None or not names:
+        st.info("No data yet: import survey responses, tickets, orders or customers on the **Data** page, or load "
+                "the demo data there.", icon=":material/upload_file:")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/upload_file:")
+        st.stop()
+    return filters, current_settings(), v, names
+
+
 def show_error(exc: TouchpointError) -> None:
     """A domain error in plain words: the problem, then the fix."""
     st.error(f"**{exc.problem}**" + (f"\n\n{exc.fix}" if exc.fix else ""), icon=":material/error:")

@@ -9,18 +9,12 @@ import streamlit as st
 from cx import metrics
 from cx.errors import TouchpointError
 from cx.export import to_csv_bytes
-from pages._ui import (cached_availability, cached_dimension_values, cached_segments, current_settings, page_option,
-                       show_error, style_figure, version)
+from pages._ui import (analysis_context, cached_dimension_values, cached_segments, page_option, show_error,
+                       style_figure)
 
 st.title("Segments & channels")
-filters = st.session_state.get("filters")
-settings = current_settings()
-v = version()
-if filters is None or filters.start is None:
-    st.info("No data yet: import exports on the **Data** page.", icon=":material/upload_file:")
-    st.stop()
-available = cached_availability(v)
-names = [n for n, m in metrics.REGISTRY.items() if not available.get(n) and m.kind not in ("backlog",)]
+filters, settings, v, names = analysis_context()
+names = [n for n in names if metrics.REGISTRY[n].kind != "backlog"]
 dims = list(cached_dimension_values(v))
 if not names or not dims:
     st.info("Import data with dimensions (channel, segment, region…) on the **Data** page to compare segments.",

@@ -9,22 +9,11 @@ from plotly.subplots import make_subplots
 from cx import metrics
 from cx.errors import TouchpointError
 from cx.export import to_csv_bytes
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, cached_dimension_values, cached_trend,
-                       current_settings, page_option, show_error, style_figure, unit_axis, version)
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, cached_dimension_values, cached_trend,
+                       page_option, show_error, style_figure, unit_axis)
 
 st.title("Trends")
-filters = st.session_state.get("filters")
-settings = current_settings()
-v = version()
-if filters is None or filters.start is None:
-    st.info("No data yet: import exports on the **Data** page.", icon=":material/upload_file:")
-    st.stop()
-
-available = cached_availability(v)
-names = [n for n in metrics.REGISTRY if not available.get(n)]
-if not names:
-    st.info("None of the metrics has data yet: import exports on the **Data** page.", icon=":material/upload_file:")
-    st.stop()
+filters, settings, v, names = analysis_context()
 dims = ["(none)"] + list(cached_dimension_values(v))
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
