@@ -1060,6 +1060,13 @@ def _field_sources(column_map: dict[str, str], columns: list[str]) -> dict[str, 
 _DMY = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})")
 
 
+def _preferred_scales(cur) -> dict[str, tuple[int, int]]:
+    """The CSAT and CES scales the analyst set in Settings (tried first when values fit several)."""
+    row = cur.execute("SELECT value FROM settings WHERE key = 'analysis'").fetchone()
+    saved = json.loads(row[0]) if row else {}
+    return {score: tuple(saved.get(f"{score}_scale") or DEFAULT_SCALES[score]) for score in ("csat", "ces")}
+
+
 def _detect_conventions(cur, raw: RawFile, table: str, kind: str, sources: dict[str, int],
                         opts: Options, fallback: Options | None = None) -> tuple[Options, list[str], list[str]]:
     """Fill the options that were left to detection; list what must be asked and what was assumed.
@@ -1118,7 +1125,8 @@ def _detect_conventions(cur, raw: RawFile, table: str, kind: str, sources: dict[
         if score in sources and getattr(opts, f"{score}_scale") is None:
             i = sources[score]
             v = f"TRY_CAST(replace(trim(c{i}), ',', '.') AS DOUBLE)"
-            candidates = list(dict.fromkeys([DEFAULT_SCALES[score], *STANDARD_SCALES]))
+            preferred = _preferred_scales(cur)[score]
+            candidates = list(dict.fromkeys([preferred, *STANDARD_SCALES]))
             inside = ", ".join(f"count(*) FILTER (WHERE v BETWEEN {lo} AND {hi})" for lo, hi in candidates)
             n, lo_seen, hi_seen, *counts = cur.execute(
                 f"SELECT count(v), min(v), max(v), {inside} FROM (SELECT {v} AS v FROM {table})").fetchone()
@@ -1126,7 +1134,7 @@ def _detect_conventions(cur, raw: RawFile, table: str, kind: str, sources: dict[
                 counts = [0 if c == (1, 10) else k for c, k in zip(candidates, counts)]
             # The smallest usual scale that holds (nearly) every value: a few typos (a 55 among 1–5
             # scores) are rejected row by row instead of stretching the scale for the whole file.
-            scale = DEFAULT_SCALES[score]
+            scale = preferred
             for cand, k in zip(candidates, counts):
                 if n and k >= SCALE_COVERAGE * n:
                     scale = cand

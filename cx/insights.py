@@ -118,7 +118,8 @@ def kpi_tiles(backend, store: Store, filters: Filters, settings: Settings,
         kpi.ignored_filters = ignored
         if filters.start and filters.end:
             cmp = metrics.compare_metric(backend, name, start=filters.start, end=filters.end, compare=filters.compare,
-                                         where=where, alpha=settings.alpha, min_n=settings.min_n)
+                                         where=where, alpha=settings.alpha, min_n=settings.min_n,
+                                         ces_easy_min=settings.ces_easy_min)
             r = cmp.iloc[0]
             kpi.value, kpi.n = _num(r["value"]), int(r["n"])
             kpi.ci_low, kpi.ci_high = _num(r["ci_low"]), _num(r["ci_high"])
@@ -126,14 +127,15 @@ def kpi_tiles(backend, store: Store, filters: Filters, settings: Settings,
             kpi.significant = bool(r["significant"]) and not bool(r["low_n"])
             kpi.low_n = bool(r["n"] < settings.min_n) if m.kind not in ("count", "sum", "backlog", "ratio") else False
         else:
-            r = metrics.query_metric(backend, name, where=where, min_n=settings.min_n).iloc[0]
+            r = metrics.query_metric(backend, name, where=where, min_n=settings.min_n,
+                                     ces_easy_min=settings.ces_easy_min).iloc[0]
             kpi.value, kpi.n = _num(r["value"]), int(r["n"])
             kpi.ci_low, kpi.ci_high, kpi.low_n = _num(r["ci_low"]), _num(r["ci_high"]), bool(r["low_n"])
         if m.kind not in ("churn", "retention") or metrics._customer_mode(backend) == "dates":
             # The sparkline gives a year of context, whatever the range: month by month to its end.
             spark_start = (filters.end - pd.DateOffset(months=11)).replace(day=1).date() if filters.end else None
             spark = metrics.query_metric(backend, name, grain="month", start=spark_start, end=filters.end,
-                                         where=where, min_n=settings.min_n)
+                                         where=where, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
             kpi.sparkline = [(p, float(v)) for p, v in zip(spark["period"], spark["value"]) if not pd.isna(v)][-24:]
         kpi.status = target_status(name, kpi.value, kpi.target)
         tiles.append(kpi)
@@ -194,7 +196,7 @@ def what_changed(backend, store: Store, filters: Filters, settings: Settings, li
         for dim in (None, *[d for d in CHANGE_DIMENSIONS if d in cols]):
             cmp = metrics.compare_metric(backend, name, start=filters.start, end=filters.end, compare=filters.compare,
                                          by=(dim,) if dim else (), where=where, alpha=settings.alpha,
-                                         min_n=settings.min_n)
+                                         min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
             for _, r in cmp.iterrows():
                 if r["n"] >= settings.min_n and r["n_before"] >= settings.min_n and not pd.isna(r["p_value"]):
                     candidates += 1

@@ -23,6 +23,7 @@ from cx.errors import UnknownDimension, UnknownMetric
 GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
 MIN_N = 30
+CES_EASY_MIN = 5.0
 # Orders with these statuses are not revenue.
 NOT_REVENUE = ("refunded", "cancelled", "canceled", "returned", "void", "failed")
 BOOKKEEPING = frozenset({"batch_id", "row_hash"})
@@ -84,15 +85,15 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
       "responses", "submitted_at", "nps", "points", "up", 1, base=lambda t: t.nps.notnull()),
     M("csat", "CSAT", "Share of satisfied answers: the top two boxes of their scale (4–5 on 1–5).",
       "responses", "submitted_at", "share", "percent", "up", 1, base=lambda t: t.csat.notnull(),
-      condition=_csat_satisfied),
+      condition=lambda t, q: _csat_satisfied(t)),
     M("ces", "CES (mean)", "Customer Effort Score: mean answer, rescaled to 1–7 (7 = very easy).",
       "responses", "submitted_at", "mean", "score", "up", 2, base=lambda t: t.ces.notnull(), value=_ces_1_to_7),
-    M("ces_easy", "CES % easy", "Share of effort answers in the top three boxes (5–7 on 1–7).",
+    M("ces_easy", "CES % easy", "Share of effort answers rated easy: 5–7 on a 1–7 scale by default (Settings).",
       "responses", "submitted_at", "share", "percent", "up", 1, base=lambda t: t.ces.notnull(),
-      condition=lambda t: _ces_1_to_7(t) >= 5),
+      condition=lambda t, q: _ces_1_to_7(t) >= q.ces_easy_min),
     M("responses", "Responses", "Number of survey responses.", "responses", "submitted_at", "count", "count", "up", 0),
     M("comment_share", "Comment share", "Share of responses with a written comment.", "responses", "submitted_at",
-      "share", "percent", "up", 1, condition=lambda t: t.comment.notnull() & (t.comment.strip().length() > 0)),
+      "share", "percent", "up", 1, condition=lambda t, q: t.comment.notnull() & (t.comment.strip().length() > 0)),
     M("frt_median", "First response time (median)", "Median hours from ticket creation to the first agent reply.",
       "tickets", "created_at", "quantile", "hours", "down", 1, value=_hours("first_response_at", "created_at"), q=0.5),
     M("frt_mean", "First response time (mean)", "Mean hours from ticket creation to the first agent reply.",
@@ -108,9 +109,9 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
     M("fcr", "First-contact resolution", "Share of resolved tickets solved with at most one agent reply and never "
       "reopened (tickets without a reply count are judged on reopens alone).", "tickets", "created_at", "share",
       "percent", "up", 1, base=_resolved,
-      condition=lambda t: (t.agent_replies.isnull() | (t.agent_replies <= 1)) & (t.reopens.fill_null(0) == 0)),
+      condition=lambda t, q: (t.agent_replies.isnull() | (t.agent_replies <= 1)) & (t.reopens.fill_null(0) == 0)),
     M("reopen_rate", "Reopen rate", "Share of resolved tickets reopened at least once.", "tickets", "created_at",
-      "share", "percent", "down", 1, base=_resolved, condition=lambda t: t.reopens.fill_null(0) > 0),
+      "share", "percent", "down", 1, base=_resolved, condition=lambda t, q: t.reopens.fill_null(0) > 0),
     M("backlog", "Open backlog", "Tickets open at the end of the period (created, not yet resolved).", "tickets",
       "created_at", "backlog", "count", "down", 0),
     M("churn_rate", "Churn rate", "Customers lost in the period ÷ customers active at its start (from signup and "
@@ -145,17 +146,19 @@ class MetricQuery:
     end: date | None = None  # inclusive
     where: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
     min_n: int = MIN_N
+    ces_easy_min: float = CES_EASY_MIN  # lowest "easy" answer on the 1–7 effort scale
 
     @classmethod
     def build(cls, metric: str, *, grain: str | None = None, by=(), start=None, end=None, where=None,
-              min_n: int = MIN_N) -> "MetricQuery":
+              min_n: int = MIN_N, ces_easy_min: float = None) -> "MetricQuery":
         if metric not in REGISTRY:
             raise UnknownMetric(f"There is no metric called {metric!r}.",
                                 fix=f"Use one of: {', '.join(REGISTRY)} (python -m cx metrics lists them).")
         if grain not in (None, *GRAINS):
             raise UnknownDimension(f"{grain!r} is not a time grain.", fix=f"Use one of: {', '.join(GRAINS)}.")
         w = tuple(sorted((str(d), tuple(sorted(str(v) for v in vals))) for d, vals in (where or {}).items() if vals))
-        return cls(metric, grain, tuple(by), _as_date(start), _as_date(end), w, int(min_n))
+        easy = CES_EASY_MIN if ces_easy_min is None else float(ces_easy_min)
+        return cls(metric, grain, tuple(by), _as_date(start), _as_date(end), w, int(min_n), easy)
 
 
 def _as_date(v) -> date | None:
@@ -222,7 +225,7 @@ def _aggregate(backend, m: Metric, q: MetricQuery, start: date | None, end: date
     if m.kind == "nps":
         aggs = dict(promoters=(t.nps >= 9).sum(), detractors=(t.nps <= 6).sum(), n=t.count())
     elif m.kind == "share":
-        aggs = dict(k=m.condition(t).sum(), n=t.count())
+        aggs = dict(k=m.condition(t, q).sum(), n=t.count())
     elif m.kind == "count":
         aggs = dict(n=t.count())
     elif m.kind == "sum":
@@ -422,12 +425,12 @@ def _finish(m: Metric, raw: pd.DataFrame, min_n: int) -> pd.DataFrame:
 
 
 def query_metric(backend, metric: str | MetricQuery, *, grain: str | None = None, by=(), start=None, end=None,
-                 where: dict[str, Any] | None = None, min_n: int = MIN_N) -> pd.DataFrame:
+                 where: dict[str, Any] | None = None, min_n: int = MIN_N, ces_easy_min: float | None = None) -> pd.DataFrame:
     """One metric over the filters: a DataFrame with the ``by`` columns, ``period`` (start of each
     period, when a grain is set), ``value`` (in the metric's unit), ``n`` (the sample it rests on),
     ``ci_low``/``ci_high`` (95%), and ``low_n`` (fewer than ``min_n`` observations)."""
     q = metric if isinstance(metric, MetricQuery) else MetricQuery.build(
-        metric, grain=grain, by=by, start=start, end=end, where=where, min_n=min_n)
+        metric, grain=grain, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
     raw = _aggregate(backend, m, q, q.start, q.end)
     out = _finish(m, raw, q.min_n)
@@ -459,7 +462,7 @@ def previous_range(start: date, end: date, compare: str = "previous") -> tuple[d
 
 
 def compare_metric(backend, metric: str, *, start, end, compare: str = "previous", by=(), where=None,
-                   alpha: float = 0.05, min_n: int = MIN_N) -> pd.DataFrame:
+                   alpha: float = 0.05, min_n: int = MIN_N, ces_easy_min: float | None = None) -> pd.DataFrame:
     """Now vs the comparison period, per group: ``value``, ``value_before``, ``delta``, ``p_value``,
     ``significant`` (p < alpha and both periods have data), ``n``, ``n_before``.
 
@@ -471,7 +474,7 @@ def compare_metric(backend, metric: str, *, start, end, compare: str = "previous
         raise UnknownDimension("A comparison needs a date range.", fix="Choose a start and an end date.")
     if compare not in ("previous", "year"):
         raise UnknownDimension(f"{compare!r} is not a comparison.", fix="Use previous or year.")
-    q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n)
+    q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
     b_start, b_end = previous_range(start, end, compare)
     now = _finish(m, _aggregate(backend, m, q, start, end), min_n)
@@ -540,10 +543,11 @@ def format_value(metric: str, value: float | None) -> str:
 # Trends and segment tables (the analyses behind the Trends and Segments pages)
 # ------------------------------------------------------------------------------------------------
 def trend(backend, metric: str, *, grain: str, by: str | None = None, start=None, end=None, where=None,
-          top_n: int = 5, alpha: float = 0.05, min_n: int = MIN_N) -> pd.DataFrame:
+          top_n: int = 5, alpha: float = 0.05, min_n: int = MIN_N, ces_easy_min: float | None = None) -> pd.DataFrame:
     """The metric per period (and per value of ``by``: the ``top_n`` largest by n, the rest pooled
     as "Other"), with ``changed`` = significantly different from the group's previous period."""
-    q = MetricQuery.build(metric, grain=grain, by=(by,) if by else (), start=start, end=end, where=where, min_n=min_n)
+    q = MetricQuery.build(metric, grain=grain, by=(by,) if by else (), start=start, end=end, where=where, min_n=min_n,
+                          ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
     raw = _aggregate(backend, m, q, q.start, q.end)
     if by:
@@ -554,7 +558,8 @@ def trend(backend, metric: str, *, grain: str, by: str | None = None, start=None
         if rest:
             other_where = dict(q.where)
             other_where[by] = tuple(str(v) for v in rest)
-            q_other = MetricQuery.build(metric, grain=grain, start=start, end=end, where=other_where, min_n=min_n)
+            q_other = MetricQuery.build(metric, grain=grain, start=start, end=end, where=other_where, min_n=min_n,
+                                        ces_easy_min=ces_easy_min)
             other = _aggregate(backend, m, q_other, q.start, q.end)
             other[by] = "Other"
             raw = pd.concat([raw, other], ignore_index=True)
@@ -586,14 +591,14 @@ def trend(backend, metric: str, *, grain: str, by: str | None = None, start=None
 
 
 def segment_table(backend, metric: str, *, by: tuple[str, ...], start=None, end=None, where=None,
-                  alpha: float = 0.05, min_n: int = MIN_N) -> pd.DataFrame:
+                  alpha: float = 0.05, min_n: int = MIN_N, ces_easy_min: float | None = None) -> pd.DataFrame:
     """The metric per combination of ``by`` values, each tested against the rest of the population:
     ``p_vs_rest`` and ``differs`` (significant at ``alpha``, both sides at ``min_n`` or more)."""
-    q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n)
+    q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
     raw = _aggregate(backend, m, q, q.start, q.end)
-    total = _aggregate(backend, m, MetricQuery.build(metric, start=start, end=end, where=where, min_n=min_n),
-                       q.start, q.end).iloc[0]
+    total = _aggregate(backend, m, MetricQuery.build(metric, start=start, end=end, where=where, min_n=min_n,
+                                                     ces_easy_min=ces_easy_min), q.start, q.end).iloc[0]
     cells = _finish(m, raw, q.min_n)
     overall = _finish(m, total.to_frame().T, q.min_n).iloc[0]
     p_values = []

@@ -94,7 +94,7 @@ def cached_trend(data_version: int, metric: str, grain: str, by: str | None, fil
                  top_n: int):
     where, ignored = insights.applicable_where(backend(), metric, filters.where)
     df = metrics.trend(backend(), metric, grain=grain, by=by, start=filters.start, end=filters.end, where=where,
-                       top_n=top_n, alpha=settings.alpha, min_n=settings.min_n)
+                       top_n=top_n, alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
     return df, ignored
 
 
@@ -102,7 +102,7 @@ def cached_trend(data_version: int, metric: str, grain: str, by: str | None, fil
 def cached_segments(data_version: int, metric: str, by: tuple[str, ...], filters: Filters, settings: Settings):
     where, ignored = insights.applicable_where(backend(), metric, filters.where)
     df = metrics.segment_table(backend(), metric, by=by, start=filters.start, end=filters.end, where=where,
-                               alpha=settings.alpha, min_n=settings.min_n)
+                               alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
     return df, ignored
 
 

@@ -134,3 +134,31 @@ def test_every_page_loads_on_the_demo_data(tmp_path, monkeypatch):
         assert not at.exception, (page, at.exception)
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_settings_scales_and_easy_threshold_apply_to_imports_and_metrics(app_db, tmp_path):
+    from cx import metrics
+    from cx.engine import backend_for
+    from cx.settings import load_settings
+
+    at = _app(page="pages/settings.py")
+    at.selectbox(key="settings_csat_scale").set_value((1, 7))
+    at.number_input(key="settings_ces_easy").set_value(6.0)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    store = open_store(app_db)
+    saved = load_settings(store)
+    assert saved.csat_scale == (1, 7) and saved.ces_easy_min == 6.0
+    # CSAT answers 3, 4 and 5 fit both 1–5 and 1–7: the preferred 1–7 is assumed, so only none is top-two-box.
+    f = tmp_path / "csat.csv"
+    f.write_text("response_id,submitted_at,csat\nq1,2024-11-01,5\nq2,2024-11-02,4\nq3,2024-11-03,3\n")
+    result = ingest.import_file(store, f)
+    assert result.options["csat_scale"] == [1, 7]
+    backend = backend_for(store)
+    assert metrics.query_metric(backend, "csat", where={"response_id": ["q1", "q2", "q3"]})["value"].iloc[0] == 0.0
+    # CES 5, 6, 7 on 1–7: with "easy" from 6, two of three are easy.
+    g = tmp_path / "ces.csv"
+    g.write_text("response_id,submitted_at,ces\ne1,2024-11-01,5\ne2,2024-11-02,6\ne3,2024-11-03,7\n")
+    ingest.import_file(store, g)
+    easy = metrics.query_metric(backend, "ces_easy", ces_easy_min=saved.ces_easy_min)["value"].iloc[0]
+    assert easy == pytest.approx(200 / 3)
