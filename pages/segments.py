@@ -10,7 +10,7 @@ from cx import metrics
 from cx.errors import TouchpointError
 from cx.export import to_csv_bytes
 from pages._ui import (analysis_context, cached_dimension_values, cached_segments, page_option, show_error,
-                       style_figure)
+                       style_figure, unit_axis)
 
 st.title("Segments & channels")
 filters, settings, v, names = analysis_context()
@@ -57,10 +57,16 @@ if cols_dim == "(none)":
         y=d[rows_dim].astype(str), x=d["value"], orientation="h", marker_color=colours,
         error_x=dict(type="data", symmetric=False, array=d["ci_high"] - d["value"], arrayminus=d["value"] - d["ci_low"],
                      color="#666"),
-        text=[f"{fmt(x)}  (n {n:,})" for x, n in zip(d["value"], d["n"])], textposition="outside", cliponaxis=False,
+        text=[f"{fmt(x)} · n {n:,}" for x, n in zip(d["value"], d["n"])], textposition="inside",
+        insidetextanchor="start", textfont=dict(color="white"),
         hovertemplate="%{y}: %{x:.1f}<extra></extra>"))
-    fig.add_vline(x=overall, line_dash="dash", line_color="#666", annotation_text=f"Overall {fmt(overall)}")
-    style_figure(fig, title=f"{m.label} by {rows_dim.replace('_', ' ')}", x_title=m.label, y_title=None,
+    lo_x = min(0.0, float(d["ci_low"].min())) if d["ci_low"].notna().any() else min(0.0, float(d["value"].min()))
+    hi_x = float(max(d["ci_high"].max() if d["ci_high"].notna().any() else d["value"].max(), d["value"].max()))
+    fig.update_xaxes(range=[lo_x * 1.1, hi_x * 1.08 if hi_x > 0 else 1])
+    fig.add_vline(x=overall, line_dash="dash", line_color="#666")
+    fig.add_annotation(x=overall, y=1.0, yref="paper", yanchor="bottom", text=f"Overall {fmt(overall)}",
+                       showarrow=False, font=dict(size=12))
+    style_figure(fig, title=f"{m.label} by {rows_dim.replace('_', ' ')}", x_title=unit_axis(metric), y_title=None,
                  height=max(260, 60 + 38 * len(d)))
     fig.update_layout(hovermode="closest")
     st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
