@@ -1651,15 +1651,13 @@ def _upsert(store: Store, cur, kind: str, raw: RawFile, plan: _Plan, mapping: di
     unchanged, updated = int(unchanged or 0), int(updated or 0)
     added = n_stage - unchanged - updated
     on_m = " AND ".join(f"t.{quote_ident(k)} = m.{quote_ident(k)}" for k in key)
-    if updated:
-        cur.execute(f"INSERT INTO {h} BY NAME SELECT t.* FROM {t} t JOIN matched m ON {on_m} WHERE NOT m.same")
-        cur.execute(f"DELETE FROM {t} t USING matched m WHERE {on_m} AND NOT m.same")
-    on_s = " AND ".join(f"s.{quote_ident(k)} = m.{quote_ident(k)}" for k in key)
-    cur.execute(
-        f"INSERT INTO {t} BY NAME SELECT s.* EXCLUDE (row_hash), s.row_hash, ? AS batch_id FROM stage s "
-        f"WHERE NOT EXISTS (SELECT 1 FROM matched m WHERE {on_s} AND m.same)",
-        [batch_id],
-    )
+    if updated or unchanged:
+        # Unchanged rows are restamped with this batch too, their earlier version kept in history:
+        # then removing either batch leaves the row delivered by the other one in place.
+        cur.execute(f"INSERT INTO {h} BY NAME SELECT t.* FROM {t} t JOIN matched m ON {on_m}")
+        cur.execute(f"DELETE FROM {t} t USING matched m WHERE {on_m}")
+    cur.execute(f"INSERT INTO {t} BY NAME SELECT s.* EXCLUDE (row_hash), s.row_hash, ? AS batch_id FROM stage s",
+                [batch_id])
     # Rejects: those of the parser (malformed lines) and those of the values.
     cur.execute("CREATE OR REPLACE TEMP TABLE bad_rows AS SELECT DISTINCT _row FROM bad")
     value_rejects = cur.execute("SELECT count(*) FROM bad_rows").fetchone()[0]

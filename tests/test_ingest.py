@@ -617,7 +617,9 @@ def test_reimporting_the_same_file_adds_nothing(store, write):
     assert counts(second) == (3, 0, 0, 3, 0, 0)
     assert second.batch_id == first.batch_id + 1
     assert store.row_counts()["responses"] == 3
-    assert rows(store, "SELECT count(*) FROM responses_history") == [(0,)]
+    # The identical rows are restamped with the second batch; their first versions wait in history, so
+    # removing either batch leaves the rows the other delivered.
+    assert rows(store, "SELECT count(*) FROM responses_history") == [(3,)]
     assert store.data_version() == version + 1
 
 
@@ -646,7 +648,9 @@ def test_last_one_wins_and_updates_are_counted(store, write):
     assert counts(result) == (3, 1, 1, 1, 0, 0)
     assert rows(store, "SELECT response_id, nps FROM responses ORDER BY 1") == [
         ("r1", 9.0), ("r2", 4.0), ("r3", 5.0), ("r4", 10.0)]
-    assert rows(store, "SELECT response_id, nps, batch_id FROM responses_history") == [("r2", 3.0, 1)]
+    # r2's old score and r3's unchanged first delivery are both kept for batch removal.
+    assert rows(store, "SELECT response_id, nps, batch_id FROM responses_history ORDER BY 1") == [
+        ("r2", 3.0, 1), ("r3", 5.0, 1)]
 
 
 def test_duplicates_within_one_file_are_counted_and_the_last_one_kept(store, write):
@@ -955,3 +959,29 @@ def test_row_accounting_always_balances_and_reimport_adds_nothing(answers):
             assert store.row_counts()["responses"] == len(kept)
         finally:
             store.close()
+
+
+def test_removing_an_older_batch_keeps_rows_a_later_batch_delivered_again(store, tmp_path):
+    # January delivers a and b; February delivers a again, unchanged, and c.
+    jan = tmp_path / "jan.csv"
+    jan.write_text("response_id,submitted_at,nps\na,2024-01-01,9\nb,2024-01-02,3\n")
+    feb = tmp_path / "feb.csv"
+    feb.write_text("response_id,submitted_at,nps\na,2024-01-01,9\nc,2024-02-01,7\n")
+    first = ingest.import_file(store, jan)
+    second = ingest.import_file(store, feb)
+    assert (second.added, second.unchanged) == (1, 1)
+    ingest.remove_batch(store, first.batch_id)
+    ids = store.query_df("SELECT response_id FROM responses ORDER BY 1")["response_id"].tolist()
+    assert ids == ["a", "c"]  # a stays: February delivered it too; b goes
+    ingest.remove_batch(store, second.batch_id)
+    assert store.row_counts()["responses"] == 0
+
+
+def test_removing_the_later_batch_keeps_the_row_the_earlier_one_delivered(store, tmp_path):
+    jan = tmp_path / "jan.csv"
+    jan.write_text("response_id,submitted_at,nps\na,2024-01-01,9\n")
+    first = ingest.import_file(store, jan)
+    second = ingest.import_file(store, jan)  # the same file again
+    assert (second.added, second.unchanged) == (0, 1)
+    ingest.remove_batch(store, second.batch_id)
+    assert store.query_df("SELECT response_id, batch_id FROM responses").values.tolist() == [["a", first.batch_id]]
