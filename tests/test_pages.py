@@ -162,3 +162,16 @@ def test_settings_scales_and_easy_threshold_apply_to_imports_and_metrics(app_db,
     ingest.import_file(store, g)
     easy = metrics.query_metric(backend, "ces_easy", ces_easy_min=saved.ces_easy_min)["value"].iloc[0]
     assert easy == pytest.approx(200 / 3)
+
+
+def test_an_import_shows_new_numbers_without_a_restart(app_db, tmp_path):
+    at = _app({"range": "custom", "from": "2024-11-01", "to": "2024-11-30"})
+    assert {m.label: m.value for m in at.metric}["NPS"] == "+16.7"
+    # Six more November promoters: 9 promoters, 2 detractors of 12 → +58.3.
+    f = tmp_path / "more.csv"
+    f.write_text("response_id,submitted_at,nps,channel\n" +
+                 "".join(f"m{i},2024-11-2{i},10,web\n" for i in range(6)))
+    ingest.import_file(open_store(app_db), f)
+    at.run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["NPS"] == "+58.3"
