@@ -1,38 +1,85 @@
-"""Which engine runs the metric layer: the DuckDB store (default) or Spark, chosen by
-``TOUCHPOINT_ENGINE`` (``duckdb:///data/touchpoint.duckdb``, ``spark://local[2]``)."""
+"""Which engine runs the metric layer, chosen by ``TOUCHPOINT_ENGINE``:
+
+- unset, or ``duckdb:///data/touchpoint.duckdb`` (relative path; ``duckdb:////abs/path`` for an
+  absolute one): the app's DuckDB store, one Ibis backend per thread over a cursor of its own;
+- ``spark://local[2]`` / ``pyspark://local[2]``: PySpark in local mode; ``spark://host:7077`` a
+  standalone cluster; ``pyspark://yarn`` any other master. ``?database=cx`` names the Spark database
+  that holds the canonical tables (``responses``, ``tickets``, ``orders``, ``events``, ``customers``).
+
+In Spark mode the canonical tables live in the engine and import is not offered. Spark sessions run
+with ``spark.sql.session.timeZone=UTC``: timestamps are naive UTC on every engine.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import ibis
 
 from cx.errors import TouchpointError
 from cx.store import Store, open_store
 
+SPARK_SCHEMES = ("spark://", "pyspark://")
+DEFAULT_SPARK_MASTER = "local[2]"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A parsed ``TOUCHPOINT_ENGINE``: ``kind`` is "duckdb" (``path`` None = the default store) or
+    "spark" (``master`` as Spark expects it, ``database`` None = the session's current one)."""
+
+    kind: str
+    path: str | None = None
+    master: str | None = None
+    database: str | None = None
+
+
 def engine_url() -> str:
+    """The ``TOUCHPOINT_ENGINE`` setting, or "" for the default store."""
     return os.environ.get("TOUCHPOINT_ENGINE", "").strip()
+
+
+def parse_engine_url(url: str) -> EngineSpec:
+    """The engine a URL names; raises ``TouchpointError`` with the accepted forms otherwise."""
+    if not url:
+        return EngineSpec("duckdb")
+    if url.startswith("duckdb://"):
+        return EngineSpec("duckdb", path=url[len("duckdb://"):].removeprefix("/") or None)
+    if url.startswith(SPARK_SCHEMES):
+        scheme, rest = url.split("://", 1)
+        rest, _, query = rest.partition("?")
+        database = (parse_qs(query).get("database") or [None])[0]
+        if not rest:
+            master = DEFAULT_SPARK_MASTER
+        elif rest.startswith("local") or scheme == "pyspark":
+            master = rest
+        else:  # spark://host:port is a standalone cluster's own master URL
+            master = f"spark://{rest}"
+        return EngineSpec("spark", master=master, database=database)
+    raise TouchpointError(f"TOUCHPOINT_ENGINE={url!r} is not an engine Touchpoint knows.",
+                          fix="Use duckdb:///path/to/touchpoint.duckdb, spark://local[2] or spark://host:7077.")
 
 
 def is_external() -> bool:
     """True when the canonical tables live in another engine (import is then not offered)."""
-    return engine_url().startswith(("spark://", "pyspark://"))
+    return engine_url().startswith(SPARK_SCHEMES)
 
 
 def backend_for(store: Store | None = None) -> Any:
-    """An Ibis backend for this thread: over its own cursor of the store, or the Spark session."""
-    url = engine_url()
-    if url.startswith(("spark://", "pyspark://")):
-        return _spark_backend(url.split("://", 1)[1] or "local[2]")
-    if url and not url.startswith("duckdb://"):
-        raise TouchpointError(f"TOUCHPOINT_ENGINE={url!r} is not an engine Touchpoint knows.",
-                              fix="Use duckdb:///path/to/touchpoint.duckdb or spark://local[2].")
+    """An Ibis backend for the calling thread: over its own cursor of ``store`` (default: the store
+    ``TOUCHPOINT_ENGINE`` names, else ``open_store()``), or the configured Spark session."""
+    spec = parse_engine_url(engine_url())
+    if spec.kind == "spark":
+        return _spark_backend(spec.master, spec.database)
     if store is None:
-        store = open_store(url[len("duckdb:///"):] or None if url else None)
-    # Each thread keeps its own cursor of this store: DuckDB connections are not shared across
-    # threads. The cache hangs on the store itself, so a new store never meets an old one's cursor.
+        store = open_store(spec.path)
+    # DuckDB connections are not shared across threads, so each thread keeps a cursor of its own for
+    # the backend's lifetime. The cache hangs on the store itself, so a new store never meets an old
+    # one's cursor.
     local = store.__dict__.setdefault("_ibis_threads", threading.local())
     backend = getattr(local, "backend", None)
     if backend is None:
@@ -40,11 +87,23 @@ def backend_for(store: Store | None = None) -> Any:
     return backend
 
 
-def _spark_backend(master: str) -> Any:
+_SPARK: dict[tuple[str, str | None], Any] = {}
+_SPARK_LOCK = threading.Lock()
+
+
+def _spark_backend(master: str, database: str | None) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise TouchpointError("Spark is not installed.", fix="pip install pyspark==4.0.5 (Java 17 is needed).") from exc
-    session = (SparkSession.builder.master(master).appName("touchpoint")
-               .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false").getOrCreate())
-    return ibis.pyspark.connect(session)
+    with _SPARK_LOCK:
+        backend = _SPARK.get((master, database))
+        # A stopped session (spark.stop() in a notebook) cannot run queries: start a new one.
+        if backend is None or backend._session.sparkContext._jsc is None:
+            session = (SparkSession.builder.master(master).appName("touchpoint")
+                       .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+                       .getOrCreate())
+            if database:
+                session.catalog.setCurrentDatabase(database)
+            backend = _SPARK[(master, database)] = ibis.pyspark.connect(session)
+        return backend

@@ -3,7 +3,17 @@ or a warehouse when a user outgrows one machine: see ``cx.engine``).
 
 A query is metric × time grain × breakdown dimensions × filters. The engine aggregates (numerators
 and denominators separately, so ratios stay right under any grouping); only the small aggregated
-frame reaches pandas, where values, intervals and low-sample flags are finished.
+frame reaches pandas, where values, intervals and low-sample flags are finished. Breakdown and
+filter names are checked against the table's columns; filter values reach the engine only as Ibis
+literals (bound values), never as SQL text. Timestamps are naive UTC on every engine.
+
+Statistics (95%, see ``cx.stats``): NPS a plain Wald interval from SE = √((pP + pD − (pP − pD)²)/n)
+(not adjusted-Wald), clipped to ±100; shares (CSAT, CES % easy, comment share, FCR, reopen, churn,
+retention) Wilson; means (CES, FRT/TTR means, AOV) Student t; medians and p90 the distribution-free
+order-statistic interval, computed exactly in the engine; counts, sums and per-customer ratios no
+interval. Period comparisons: NPS z-test on the difference, shares pooled two-proportion z-test,
+means Welch t-test, medians/p90 a z-test with standard errors read off their order-statistic
+intervals, counts a Poisson rate test.
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from cx import stats
-from cx.errors import UnknownDimension, UnknownMetric
+from cx.errors import TouchpointError, UnknownDimension, UnknownMetric
+from cx.store import SCALE_COLUMNS, SQL_TYPES, TABLES, Store
 
 GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
@@ -27,6 +38,16 @@ CES_EASY_MIN = 5.0
 # Orders with these statuses are not revenue.
 NOT_REVENUE = ("refunded", "cancelled", "canceled", "returned", "void", "failed")
 BOOKKEEPING = frozenset({"batch_id", "row_hash"})
+IBIS_TYPES = {"VARCHAR": "string", "TIMESTAMP": "timestamp", "BIGINT": "int64", "DOUBLE": "float64",
+              "BOOLEAN": "boolean", "SMALLINT": "int16"}
+# Every column a metric may read, with its type: a table kept in another engine may lack the optional ones.
+CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
+    name: {**{f.name: IBIS_TYPES[SQL_TYPES[f.kind]] for f in spec.fields},
+           **{c: IBIS_TYPES[t] for c, t in SCALE_COLUMNS.get(name, ())}}
+    for name, spec in TABLES.items()
+}
+TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t"})
+FALSE_WORDS = frozenset({"false", "no", "n", "0", "f"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,10 @@ def _resolved(t):
     return t.resolved_at.notnull()
 
 
+def _resolved_with_replies(t):
+    return t.resolved_at.notnull() & t.agent_replies.notnull()
+
+
 M = Metric
 REGISTRY: dict[str, Metric] = {m.name: m for m in [
     M("nps", "NPS", "Net Promoter Score: % promoters (9–10) minus % detractors (0–6), in points from −100 to 100.",
@@ -106,19 +131,23 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
       "tickets", "created_at", "mean", "hours", "down", 1, value=_hours("resolved_at", "created_at")),
     M("ttr_p90", "Time to resolution (p90)", "90th percentile of hours to resolution (resolved tickets).",
       "tickets", "created_at", "quantile", "hours", "down", 1, value=_hours("resolved_at", "created_at"), q=0.9),
-    M("fcr", "First-contact resolution", "Share of resolved tickets solved with at most one agent reply and never "
-      "reopened (tickets without a reply count are judged on reopens alone).", "tickets", "created_at", "share",
-      "percent", "up", 1, base=_resolved,
-      condition=lambda t, q: (t.agent_replies.isnull() | (t.agent_replies <= 1)) & (t.reopens.fill_null(0) == 0)),
+    M("fcr", "First-contact resolution", "Share of resolved tickets solved with at most one agent reply "
+      "(agent_replies ≤ 1) and never reopened (reopens = 0; a missing reopen count means none). Tickets without a "
+      "reply count cannot be judged and are left out, so an export without reply counts has no FCR.",
+      "tickets", "created_at", "share", "percent", "up", 1, base=_resolved_with_replies,
+      condition=lambda t, q: (t.agent_replies <= 1) & (t.reopens.fill_null(0) == 0)),
     M("reopen_rate", "Reopen rate", "Share of resolved tickets reopened at least once.", "tickets", "created_at",
       "share", "percent", "down", 1, base=_resolved, condition=lambda t, q: t.reopens.fill_null(0) > 0),
     M("backlog", "Open backlog", "Tickets open at the end of the period (created, not yet resolved).", "tickets",
       "created_at", "backlog", "count", "down", 0),
-    M("churn_rate", "Churn rate", "Customers lost in the period ÷ customers active at its start (from signup and "
-      "churn dates). For exports with tenure and a churned flag but no dates: share of customers churned.",
+    M("churn_rate", "Churn rate", "Customers lost in the period ÷ customers active at its start (signed up before "
+      "it, not churned before it), from signup and churn dates; without a start date, the share of everyone who "
+      "signed up by the end who left by the end. Exports with tenure and a churned flag but no dates (Telco) have "
+      "no calendar: the rate is the share of customers flagged churned, whatever their tenure, with no time grain.",
       "customers", "signup_at", "churn", "percent", "down", 1),
     M("retention_rate", "Retention rate", "100% minus the churn rate: customers active at the start of the period "
-      "who are still active at its end.", "customers", "signup_at", "retention", "percent", "up", 1),
+      "who are still active at its end (tenure + flag exports: share not churned).",
+      "customers", "signup_at", "retention", "percent", "up", 1),
     M("revenue", "Revenue", "Sum of order amounts (refunded and cancelled orders excluded).", "orders", "ordered_at",
       "sum", "currency", "up", 0, base=_revenue_rows, value=lambda t: t.amount),
     M("orders", "Orders", "Number of orders (refunded and cancelled excluded).", "orders", "ordered_at", "count",
@@ -156,9 +185,15 @@ class MetricQuery:
                                 fix=f"Use one of: {', '.join(REGISTRY)} (python -m cx metrics lists them).")
         if grain not in (None, *GRAINS):
             raise UnknownDimension(f"{grain!r} is not a time grain.", fix=f"Use one of: {', '.join(GRAINS)}.")
-        w = tuple(sorted((str(d), tuple(sorted(str(v) for v in vals))) for d, vals in (where or {}).items() if vals))
+        w = tuple(sorted((str(d), tuple(sorted({str(v) for v in ([vals] if isinstance(vals, str) else vals)})))
+                         for d, vals in (where or {}).items() if vals))
+        by = (by,) if isinstance(by, str) else tuple(dict.fromkeys(str(d) for d in by))
+        start, end = _as_date(start), _as_date(end)
+        if start is not None and end is not None and start > end:
+            raise TouchpointError(f"The range starts on {start} after it ends on {end}.",
+                                  fix="Swap the dates: the start comes first.")
         easy = CES_EASY_MIN if ces_easy_min is None else float(ces_easy_min)
-        return cls(metric, grain, tuple(by), _as_date(start), _as_date(end), w, int(min_n), easy)
+        return cls(metric, grain, by, start, end, w, int(min_n), easy)
 
 
 def _as_date(v) -> date | None:
@@ -168,7 +203,10 @@ def _as_date(v) -> date | None:
         return v.date()
     if isinstance(v, date):
         return v
-    return date.fromisoformat(str(v))
+    try:
+        return date.fromisoformat(str(v))
+    except ValueError:
+        raise TouchpointError(f"{v!r} is not a date.", fix="Write dates as YYYY-MM-DD, e.g. 2024-02-29.") from None
 
 
 def list_metrics() -> pd.DataFrame:
@@ -180,13 +218,61 @@ def list_metrics() -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # Engine side: aggregation
 # ------------------------------------------------------------------------------------------------
-def _check_dims(t, table: str, dims) -> None:
-    cols = set(t.columns) - BOOKKEEPING
-    for d in dims:
-        if d not in cols:
-            raise UnknownDimension(
-                f"{table} has no column {d!r} to break down or filter by.",
-                fix=f"Use one of: {', '.join(sorted(c for c in cols if t[c].type().is_string()))}.")
+def _as_backend(backend_or_store):
+    """A Store stands for this thread's Ibis backend over it; anything else is already a backend."""
+    if isinstance(backend_or_store, Store):
+        from cx.engine import backend_for
+
+        return backend_for(backend_or_store)
+    return backend_or_store
+
+
+def _table(backend, name: str):
+    """The canonical table as the engine holds it, plus typed NULL columns for optional fields it lacks
+    (a warehouse table may carry only the required ones), and the names of its real columns."""
+    t = backend.table(name)
+    real = tuple(t.columns)
+    missing = {c: typ for c, typ in CANONICAL_COLUMNS[name].items() if c not in real}
+    if missing:
+        t = t.mutate(**{c: ibis.null().cast(typ) for c, typ in missing.items()})
+    return t, real
+
+
+def _check_dims(t, real: tuple[str, ...], table: str, q: MetricQuery) -> list:
+    """Check breakdown and filter names against the table's real columns; return the filter predicates,
+    each value converted to its column's type and passed to the engine as a literal."""
+    usable = [c for c in real if c not in BOOKKEEPING and not t[c].type().is_temporal()]
+    for d in [*q.by, *(d for d, _ in q.where)]:
+        if d not in usable:
+            hint = ", ".join(sorted(c for c in usable if t[c].type().is_string() or t[c].type().is_boolean()))
+            if d in real and t[d].type().is_temporal():
+                raise UnknownDimension(f"{d!r} in {table} is a date, not a dimension.",
+                                       fix="Use a time grain to split by date and a date range to filter by date.")
+            raise UnknownDimension(f"{table} has no column {d!r} to break down or filter by.", fix=f"Use one of: {hint}.")
+    return [t[d].isin([_typed(v, t[d].type(), table, d) for v in values]) for d, values in q.where]
+
+
+def _typed(value: str, typ, table: str, column: str):
+    """A filter value (text from a URL or the command line) as a value of its column's type."""
+    if typ.is_string():
+        return str(value)
+    try:
+        if typ.is_boolean():
+            word = str(value).strip().lower()
+            if word in TRUE_WORDS | FALSE_WORDS:
+                return word in TRUE_WORDS
+            raise ValueError(value)
+        if typ.is_integer():
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError(value)
+            return int(number)
+        if typ.is_numeric():
+            return float(value)
+    except ValueError:
+        pass
+    raise TouchpointError(f"{value!r} is not a possible value of {column} in {table} ({typ}).",
+                          fix=f"Give {column} a value of that type, e.g. {'yes' if typ.is_boolean() else '1'}.")
 
 
 def _ts(d: date) -> Any:
@@ -194,15 +280,12 @@ def _ts(d: date) -> Any:
 
 
 def _filtered(backend, m: Metric, q: MetricQuery, start: date | None, end: date | None, use_dates: bool = True):
-    t = backend.table(m.table)
-    _check_dims(t, m.table, [*q.by, *(d for d, _ in q.where)])
-    preds = []
+    t, real = _table(backend, m.table)
+    preds = _check_dims(t, real, m.table, q)
     if use_dates and start is not None:
         preds.append(t[m.date_column] >= _ts(start))
     if use_dates and end is not None:
         preds.append(t[m.date_column] < _ts(end + timedelta(days=1)))
-    for d, values in q.where:
-        preds.append(t[d].isin(list(values)))
     if m.base is not None:
         preds.append(m.base(t))
     return t.filter(preds) if preds else t
@@ -267,7 +350,7 @@ def _quantiles(t, m: Metric, q: MetricQuery) -> pd.DataFrame:
 
 
 def _customer_mode(backend) -> str:
-    t = backend.table("customers")
+    t, _ = _table(backend, "customers")
     n_dates = t.aggregate(n=t.signup_at.count()).execute()["n"].iloc[0]
     return "dates" if n_dates else "flag"
 
@@ -304,7 +387,6 @@ def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFram
     # With a grain: signups and churns per period, accumulated over a calendar in pandas.
     g = GRAINS[q.grain]
     sp = t.signup_at.truncate(g)
-    cp = t.churned_at.truncate(g)
     keys = [t[d] for d in q.by]
     signups = t.group_by([*keys, sp.name("period")]).aggregate(signups=t.count()).execute()
     churned = t.filter(t.churned_at.notnull())
@@ -312,7 +394,6 @@ def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFram
     churns = churned.group_by([*churn_keys, churned.churned_at.truncate(g).name("period"),
                                (churned.signup_at.truncate(g) < churned.churned_at.truncate(g)).name("from_before")]) \
         .aggregate(churns=churned.count()).execute()
-    del cp
     periods = pd.date_range(pd.Timestamp(span_lo).to_period(_period_code(q.grain)).start_time,
                             pd.Timestamp(span_hi), freq=PANDAS_FREQ[q.grain])
     groups = signups[list(q.by)].drop_duplicates() if q.by else pd.DataFrame(index=[0])
@@ -427,8 +508,15 @@ def _finish(m: Metric, raw: pd.DataFrame, min_n: int) -> pd.DataFrame:
 def query_metric(backend, metric: str | MetricQuery, *, grain: str | None = None, by=(), start=None, end=None,
                  where: dict[str, Any] | None = None, min_n: int = MIN_N, ces_easy_min: float | None = None) -> pd.DataFrame:
     """One metric over the filters: a DataFrame with the ``by`` columns, ``period`` (start of each
-    period, when a grain is set), ``value`` (in the metric's unit), ``n`` (the sample it rests on),
-    ``ci_low``/``ci_high`` (95%), and ``low_n`` (fewer than ``min_n`` observations)."""
+    period, when a grain is set), ``value`` (in the metric's unit: NPS points −100…100, percent 0–100,
+    hours, 1–7 effort score, currency, count), ``n`` (the sample it rests on: answers, tickets, orders,
+    customers active at the start), ``ci_low``/``ci_high`` (95%; NPS a plain Wald interval, not
+    adjusted-Wald; NaN where none applies), and ``low_n`` (fewer than ``min_n`` observations).
+
+    ``backend`` is an Ibis backend (``cx.engine.backend_for``) or a Store; ``start``/``end`` are
+    inclusive dates; ``where`` maps a column to the values to keep. Raises ``UnknownMetric`` or
+    ``UnknownDimension`` (with the fix) for names the registry or the table does not have."""
+    backend = _as_backend(backend)
     q = metric if isinstance(metric, MetricQuery) else MetricQuery.build(
         metric, grain=grain, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
@@ -468,7 +556,11 @@ def compare_metric(backend, metric: str, *, start, end, compare: str = "previous
 
     Tests: NPS z-test on the difference (SE from the trinomial); proportions two-proportion z-test;
     means Welch t-test; medians and percentiles a z-test with SEs taken from their order-statistic
-    intervals; counts a Poisson rate test; sums and ratios are not tested (``p_value`` NaN)."""
+    intervals; counts a Poisson rate test; sums and ratios are not tested (``p_value`` NaN).
+
+    ``compare`` is "previous" (the same number of days just before) or "year" (the same dates a
+    year earlier; 29 February maps to 28 February). The ranges are in ``attrs``."""
+    backend = _as_backend(backend)
     start, end = _as_date(start), _as_date(end)
     if start is None or end is None:
         raise UnknownDimension("A comparison needs a date range.", fix="Choose a start and an end date.")
@@ -546,6 +638,7 @@ def trend(backend, metric: str, *, grain: str, by: str | None = None, start=None
           top_n: int = 5, alpha: float = 0.05, min_n: int = MIN_N, ces_easy_min: float | None = None) -> pd.DataFrame:
     """The metric per period (and per value of ``by``: the ``top_n`` largest by n, the rest pooled
     as "Other"), with ``changed`` = significantly different from the group's previous period."""
+    backend = _as_backend(backend)
     q = MetricQuery.build(metric, grain=grain, by=(by,) if by else (), start=start, end=end, where=where, min_n=min_n,
                           ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
@@ -594,6 +687,7 @@ def segment_table(backend, metric: str, *, by: tuple[str, ...], start=None, end=
                   alpha: float = 0.05, min_n: int = MIN_N, ces_easy_min: float | None = None) -> pd.DataFrame:
     """The metric per combination of ``by`` values, each tested against the rest of the population:
     ``p_vs_rest`` and ``differs`` (significant at ``alpha``, both sides at ``min_n`` or more)."""
+    backend = _as_backend(backend)
     q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
     raw = _aggregate(backend, m, q, q.start, q.end)

@@ -1,6 +1,13 @@
 """Interval estimates and tests behind every number Touchpoint shows (scipy for the distributions).
 
-Conventions: proportions are in [0, 1] here; callers scale to percent or NPS points.
+Conventions: proportions are in [0, 1] here; callers scale to percent or NPS points; intervals are
+95% unless a confidence is given.
+
+Choices: NPS gets a plain Wald interval from its trinomial SE, not the adjusted-Wald variant (which
+adds ¾ of a promoter, ¾ of a detractor and 3 answers before computing it); proportions Wilson;
+means Student t; medians and other quantiles the distribution-free order-statistic interval (no
+resampling, so the same on every engine and every run). Tests: NPS z on the difference, pooled
+two-proportion z, Welch t, and for quantiles a z-test with SEs read off their intervals.
 """
 
 from __future__ import annotations
@@ -37,14 +44,14 @@ def nps_interval(promoters: int, detractors: int, n: int, z: float = Z95) -> tup
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n, in [0, 1]."""
+    """Wilson score interval of a proportion k/n, in [0, 1] (exactly 0 when k = 0, 1 when k = n)."""
     if n <= 0:
         return math.nan, math.nan
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if k <= 0 else max(0.0, centre - half)), (1.0 if k >= n else min(1.0, centre + half))
 
 
 def t_interval(mean: float, sd: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -60,6 +67,20 @@ def order_statistic_ranks(n: int, q: float, z: float = Z95) -> tuple[int, int]:
     distribution-free order-statistic interval, normal approximation to the binomial)."""
     half = z * math.sqrt(n * q * (1 - q))
     return max(1, math.floor(n * q - half)), min(n, math.ceil(n * q + half))
+
+
+def quantile_interval(values, q: float = 0.5, z: float = Z95) -> tuple[float, float, float]:
+    """(q-quantile by linear interpolation, low, high) of a sample: the order statistics at
+    ``order_statistic_ranks``. The in-engine computation in ``cx.metrics`` follows this reference."""
+    xs = sorted(float(v) for v in values if v is not None and not math.isnan(float(v)))
+    n = len(xs)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    pos = (n - 1) * q
+    below = math.floor(pos)
+    value = xs[below] + (pos - below) * (xs[min(below + 1, n - 1)] - xs[below])
+    j, k = order_statistic_ranks(n, q, z)
+    return value, xs[j - 1], xs[k - 1]
 
 
 def two_sided_p(z: float) -> float:
