@@ -79,11 +79,24 @@ if target is not None:
 style_figure(fig, title=f"{m.label} by {grain}" + (f", by {by.replace('_', ' ')}" if by != "(none)" else ""),
              x_title=None if multiples else grain.capitalize(), y_title=unit_axis(metric),
              height=420 if not multiples else 260 * rows + 80)
+if multiples:  # one y title per row, not one per panel
+    fig.update_yaxes(title_text=None)
+    for r in range(1, rows + 1):
+        fig.update_yaxes(title_text=unit_axis(metric), row=r, col=1)
+TICKS = {"day": (None, "%d %b"), "week": (None, "%d %b %Y"), "month": ("M1", "%b %Y"), "quarter": ("M3", "Q%q %Y"),
+         "year": ("M12", "%Y")}
+dtick, tickformat = TICKS[grain]
+if df["period"].nunique() > 18 and dtick:  # keep the axis readable over long ranges
+    dtick = {"M1": "M3", "M3": "M6", "M12": "M12"}[dtick]
+fig.update_xaxes(tickformat=tickformat, **({"dtick": dtick} if dtick else {}))
 st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
 changed = df[df["changed"]]
+partial = " The first and last periods may cover only part of their " + grain + " (the date range cuts them)." \
+    if grain in ("week", "month", "quarter", "year") else ""
 st.caption(f"{m.description} Band: 95% interval. Diamonds mark periods significantly different from the one "
            f"before (p < {settings.alpha}); grey rings mark fewer than {settings.min_n} observations."
-           + (f" {len(changed)} significant change{'s' if len(changed) != 1 else ''} in view." if len(changed) else ""))
+           + (f" {len(changed)} significant change{'s' if len(changed) != 1 else ''} in view." if len(changed) else "")
+           + partial)
 
 with st.expander("Table of these numbers"):
     table = df.copy()
