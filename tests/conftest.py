@@ -55,3 +55,36 @@ def rows(store: Store, sql: str, params=None) -> list[tuple]:
     """The rows of a query as plain tuples."""
     with store.cursor() as cur:
         return cur.execute(sql, params or []).fetchall()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def app_store_path(tmp_path: Path, monkeypatch) -> Path:
+    """The path of a fresh store the Streamlit app will open (TOUCHPOINT_DB), with Streamlit's caches
+    cleared around the test so no page sees another test's store."""
+    import streamlit as st
+
+    db = tmp_path / "app.duckdb"
+    monkeypatch.setenv("TOUCHPOINT_DB", str(db))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield db
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run_app(query: dict | None = None, page: str | None = None):
+    """app.py in AppTest, optionally with URL query parameters and then on another page; no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    return at

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from pathlib import Path
 
 from cx import ingest
 from cx.store import open_store
+from tests.conftest import run_app
 
 # Three responses, hand-written: r1 promoter, r2 detractor, r3 has a score outside 0–10 (rejected).
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,24 +23,12 @@ RESPONSES_CSV = (
 
 
 @pytest.fixture
-def app_db(tmp_path, monkeypatch):
-    db = tmp_path / "app.duckdb"
-    monkeypatch.setenv("TOUCHPOINT_DB", str(db))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield db
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def app_db(app_store_path):
+    return app_store_path
 
 
 def _run_app(page: str | None = "pages/data.py") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    if page:
-        at.switch_page(page).run()
-        assert not at.exception, at.exception
-    return at
+    return run_app(page=page)
 
 
 def test_data_page_loads_with_empty_store_and_says_what_to_import(app_db):

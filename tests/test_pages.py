@@ -3,17 +3,13 @@ and from URLs with garbage in them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from cx import ingest
 from cx.store import open_store
+from tests.conftest import run_app
 
-ROOT = Path(__file__).resolve().parents[1]
 T = pd.Timestamp
 
 # Twelve NPS answers, hand-written. October (previous 31 days): web 10, 9, 3, 2 and app 9, 9 → 4 promoters,
@@ -25,31 +21,16 @@ ANSWERS = [("web", "2024-10-02", 10), ("web", "2024-10-09", 9), ("web", "2024-10
 
 
 @pytest.fixture
-def app_db(tmp_path, monkeypatch):
-    db = tmp_path / "pages.duckdb"
-    monkeypatch.setenv("TOUCHPOINT_DB", str(db))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    store = open_store(db)
+def app_db(app_store_path):
+    store = open_store(app_store_path)
     frame = pd.DataFrame({"response_id": [f"r{i}" for i in range(len(ANSWERS))],
                           "submitted_at": [T(d) for _, d, _ in ANSWERS], "nps": [s for _, _, s in ANSWERS],
                           "channel": [c for c, _, _ in ANSWERS]})
     ingest.import_frame(store, "responses", frame, file_name="fixture")
-    yield db
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    return app_store_path
 
 
-def _app(query: dict | None = None, page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    if page:
-        at.switch_page(page).run()
-        assert not at.exception, at.exception
-    return at
+_app = run_app  # app.py with URL parameters, then a page
 
 
 def test_overview_shows_the_known_nps_and_its_unsupported_tiles(app_db):
@@ -119,49 +100,15 @@ def test_settings_page_saves_a_target_and_rejects_a_bad_one(app_db):
     assert load_settings(open_store(app_db)).target_map["csat"] == 80.0  # unchanged
 
 
-def test_every_page_loads_on_the_demo_data(tmp_path, monkeypatch):
+def test_every_page_loads_on_the_demo_data(app_store_path):
     from cx import demo
 
-    db = tmp_path / "demo.duckdb"
-    monkeypatch.setenv("TOUCHPOINT_DB", str(db))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    demo.load_demo(open_store(db), scale=0.2)
+    demo.load_demo(open_store(app_store_path), scale=0.2)
     at = _app()
     assert len(at.metric) == 8 and all(m.value != "–" for m in at.metric)
     for page in ("pages/trends.py", "pages/segments.py", "pages/settings.py", "pages/data.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
-def test_settings_scales_and_easy_threshold_apply_to_imports_and_metrics(app_db, tmp_path):
-    from cx import metrics
-    from cx.engine import backend_for
-    from cx.settings import load_settings
-
-    at = _app(page="pages/settings.py")
-    at.selectbox(key="settings_csat_scale").set_value((1, 7))
-    at.number_input(key="settings_ces_easy").set_value(6.0)
-    at.button[0].click().run()
-    assert not at.exception, at.exception
-    store = open_store(app_db)
-    saved = load_settings(store)
-    assert saved.csat_scale == (1, 7) and saved.ces_easy_min == 6.0
-    # CSAT answers 3, 4 and 5 fit both 1–5 and 1–7: the preferred 1–7 is assumed, so only none is top-two-box.
-    f = tmp_path / "csat.csv"
-    f.write_text("response_id,submitted_at,csat\nq1,2024-11-01,5\nq2,2024-11-02,4\nq3,2024-11-03,3\n")
-    result = ingest.import_file(store, f)
-    assert result.options["csat_scale"] == [1, 7]
-    backend = backend_for(store)
-    assert metrics.query_metric(backend, "csat", where={"response_id": ["q1", "q2", "q3"]})["value"].iloc[0] == 0.0
-    # CES 5, 6, 7 on 1–7: with "easy" from 6, two of three are easy.
-    g = tmp_path / "ces.csv"
-    g.write_text("response_id,submitted_at,ces\ne1,2024-11-01,5\ne2,2024-11-02,6\ne3,2024-11-03,7\n")
-    ingest.import_file(store, g)
-    easy = metrics.query_metric(backend, "ces_easy", ces_easy_min=saved.ces_easy_min)["value"].iloc[0]
-    assert easy == pytest.approx(200 / 3)
 
 
 def test_an_import_shows_new_numbers_without_a_restart(app_db, tmp_path):
