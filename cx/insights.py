@@ -32,7 +32,7 @@ NEEDS = {  # metric -> (table, column that must have values, what to import)
     "ttr_median": ("tickets", "resolved_at", "support tickets with a resolution time"),
     "ttr_mean": ("tickets", "resolved_at", "support tickets with a resolution time"),
     "ttr_p90": ("tickets", "resolved_at", "support tickets with a resolution time"),
-    "fcr": ("tickets", "resolved_at", "resolved support tickets"),
+    "fcr": ("tickets", "agent_replies", "resolved support tickets with a count of agent replies"),
     "reopen_rate": ("tickets", "resolved_at", "resolved support tickets"),
     "backlog": ("tickets", None, "support tickets"),
     "churn_rate": ("customers", "churned", "customers with churn dates or a churned flag"),

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import ibis
 import numpy as np
 import pandas as pd
+from ibis.common.exceptions import TableNotFound
 
 from cx import stats
 from cx.errors import TouchpointError, UnknownDimension, UnknownMetric
@@ -230,7 +231,13 @@ def _as_backend(backend_or_store):
 def _table(backend, name: str):
     """The canonical table as the engine holds it, plus typed NULL columns for optional fields it lacks
     (a warehouse table may carry only the required ones), and the names of its real columns."""
-    t = backend.table(name)
+    try:
+        t = backend.table(name)
+    except TableNotFound:
+        raise TouchpointError(
+            f"The engine has no {name} table.",
+            fix=f"Create {name} with Touchpoint's columns in the engine (or the database named by ?database= in "
+                "TOUCHPOINT_ENGINE), or unset TOUCHPOINT_ENGINE to use the store.") from None
     real = tuple(t.columns)
     missing = {c: typ for c, typ in CANONICAL_COLUMNS[name].items() if c not in real}
     if missing:
@@ -248,7 +255,8 @@ def _check_dims(t, real: tuple[str, ...], table: str, q: MetricQuery) -> list:
             if d in real and t[d].type().is_temporal():
                 raise UnknownDimension(f"{d!r} in {table} is a date, not a dimension.",
                                        fix="Use a time grain to split by date and a date range to filter by date.")
-            raise UnknownDimension(f"{table} has no column {d!r} to break down or filter by.", fix=f"Use one of: {hint}.")
+            raise UnknownDimension(f"{table} has no column {d!r} to break down or filter by.",
+                                   fix=f"Use one of: {hint}.")
     return [t[d].isin([_typed(v, t[d].type(), table, d) for v in values]) for d, values in q.where]
 
 

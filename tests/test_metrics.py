@@ -439,6 +439,8 @@ def test_a_table_in_another_engine_may_lack_optional_columns():
     assert one(con, "csat")["n"] == 0
     with pytest.raises(UnknownDimension, match="no column 'channel'"):
         metrics.query_metric(con, "nps", by=("channel",))
+    with pytest.raises(TouchpointError, match="engine has no tickets table.*Fix"):
+        metrics.query_metric(con, "ttr_median")
 
 
 def test_every_registered_metric_answers_with_the_documented_columns(backend):

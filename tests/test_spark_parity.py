@@ -22,7 +22,7 @@ from tests.test_metrics import FIXTURE, fill, insert
 
 pytestmark = [
     pytest.mark.spark,
-    # PySpark 4.0's pandas conversion still passes copy= to pandas 3 (fixed upstream); not ours to act on.
+    # PySpark 4.0 passes copy= to pandas 3 when it converts frames: harmless, and not ours to change.
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]
 
@@ -74,6 +74,7 @@ def engines(tmp_path_factory):
              .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.shuffle.partitions", "1").config("spark.default.parallelism", "1")
              .config("spark.driver.memory", "1g")
+             .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
              .config("spark.driver.extraJavaOptions", "-Duser.timezone=Pacific/Kiritimati")
              .getOrCreate())
     # The canonical tables (with the analyst's extra dimension), moved into Spark with their types, as
