@@ -78,10 +78,9 @@ class Filters:
         """The comparison period: the same number of days just before, or the same dates a year earlier."""
         if self.start is None or self.end is None:
             return None
-        if self.compare == "year":
-            return _minus_year(self.start), _minus_year(self.end)
-        days = (self.end - self.start).days + 1
-        return self.start - timedelta(days=days), self.start - timedelta(days=1)
+        from cx.metrics import previous_range  # the one definition the comparisons themselves use
+
+        return previous_range(self.start, self.end, self.compare)
 
     def to_query_params(self) -> dict[str, str | list[str]]:
         """The filters as URL query parameters (defaults left out, so links stay short)."""
@@ -152,13 +151,6 @@ class Filters:
             if good:
                 dims[dim] = tuple(sorted(set(good)))
         return cls(preset=preset, start=start, end=end, compare=compare, dims=tuple(sorted(dims.items()))), notices
-
-
-def _minus_year(d: date) -> date:
-    try:
-        return d.replace(year=d.year - 1)
-    except ValueError:  # 29 February
-        return d.replace(year=d.year - 1, day=28)
 
 
 # Each table's own date column: what a date filter applies to.

@@ -245,9 +245,12 @@ def _p_text(p: float) -> str:
 
 
 def top_movers(changes: list[Change]) -> pd.DataFrame:
-    """The segment-level changes as a table (metric, dimension, segment, now, before, change, n, p)."""
-    rows = [{"Metric": metrics.REGISTRY[c.metric].label, "Breakdown": (c.dimension or "").replace("_", " "),
+    """The segment-level changes as a table: metric, breakdown, segment, now, before, change (in the
+    metric's unit), better or worse, n in each period, p."""
+    columns = ["Metric", "Breakdown", "Segment", "Now", "Before", "Change", "Better?", "n now", "n before", "p"]
+    rows = [{"Metric": metrics.REGISTRY[c.metric].label, "Breakdown": c.dimension.replace("_", " "),
              "Segment": c.segment, "Now": metrics.format_value(c.metric, c.value),
-             "Before": metrics.format_value(c.metric, c.value_before), "Change": c.delta, "n": c.n,
-             "p": c.p_value, "Better": "yes" if c.good else "no"} for c in changes if c.dimension]
-    return pd.DataFrame(rows, columns=["Metric", "Breakdown", "Segment", "Now", "Before", "Change", "n", "p", "Better"])
+             "Before": metrics.format_value(c.metric, c.value_before), "Change": round(c.delta, 2),
+             "Better?": "better" if c.good else "worse", "n now": c.n, "n before": c.n_before,
+             "p": round(c.p_value, 4)} for c in changes if c.dimension]
+    return pd.DataFrame(rows, columns=columns)

@@ -7,7 +7,7 @@ import math
 import plotly.graph_objects as go
 import streamlit as st
 
-from cx import metrics
+from cx import insights, metrics
 from cx.filters import COMPARISONS
 from pages._ui import (cached_changes, cached_kpis, cached_nps_mix, current_settings, get_store, style_figure,
                        version)
@@ -114,17 +114,10 @@ with right:
             params["by"] = c.dimension
         st.page_link("pages/trends.py", label="See the trend", icon=icon, query_params=params)
 
-movers = [c for c in changes if c.dimension]
+movers = insights.top_movers(changes)
 st.subheader("Top movers")
-if movers:
-    import pandas as pd
-
-    table = pd.DataFrame([{
-        "Metric": metrics.REGISTRY[c.metric].label, "Breakdown": c.dimension.replace("_", " "), "Segment": c.segment,
-        "Now": metrics.format_value(c.metric, c.value), "Before": metrics.format_value(c.metric, c.value_before),
-        "Change": round(c.delta, 2), "Better?": "better" if c.good else "worse", "n now": c.n, "n before": c.n_before,
-        "p": round(c.p_value, 4)} for c in movers])
-    st.dataframe(table, hide_index=True, width="stretch",
+if not movers.empty:
+    st.dataframe(movers, hide_index=True, width="stretch",
                  column_config={"Change": st.column_config.NumberColumn(format="%+.1f")})
     st.caption("Segments whose change is significant, largest first. n is the number of answers or tickets.")
 else:
