@@ -241,7 +241,20 @@ def page_option(key: str, options: list, default, *, label: str, fmt=None, widge
     return value
 
 
-# -- charts --------------------------------------------------------------------------------------
+# -- charts and tables ---------------------------------------------------------------------------
+def show_chart(fig: go.Figure, key: str) -> None:
+    """Every chart on every page goes through here, so chart-level controls (image export,
+    presentation sizing) live in one place. ``key`` is unique on the page, prefixed by it."""
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=key)
+
+
+def table_download(frame, file_stem: str, key: str, label: str = "Download CSV") -> None:
+    """A formula-safe CSV download of a table (see cx.export)."""
+    from cx.export import to_csv_bytes
+
+    st.download_button(label, to_csv_bytes(frame), file_name=f"{file_stem}.csv", mime="text/csv", key=key)
+
+
 def style_figure(fig: go.Figure, *, title: str, x_title: str | None, y_title: str | None, height: int = 380) -> go.Figure:
     """House style: a title, labelled axes, readable type; the Streamlit theme supplies light/dark colours."""
     fig.update_layout(

@@ -9,8 +9,8 @@ import streamlit as st
 
 from cx import insights, metrics
 from cx.filters import COMPARISONS
-from pages._ui import (cached_changes, cached_kpis, cached_nps_mix, current_settings, get_store, style_figure,
-                       version)
+from pages._ui import (cached_changes, cached_kpis, cached_nps_mix, current_settings, get_store, show_chart,
+                       style_figure, version)
 
 st.title("Overview")
 filters = st.session_state.get("filters")
@@ -92,7 +92,7 @@ with left:
         fig.update_xaxes(range=[0, 100])
         fig.update_layout(hovermode="closest", margin=dict(t=40, b=70),
                           legend=dict(orientation="h", yanchor="top", y=-0.45, xanchor="left", x=0))
-        st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+        show_chart(fig, key="overview_mix")
         st.caption(f"NPS = {mix['promoters_pct']:.1f}% promoters − {mix['detractors_pct']:.1f}% detractors "
                    f"= {mix['promoters_pct'] - mix['detractors_pct']:+.1f}, from {mix['n']:,} answers.")
     else:

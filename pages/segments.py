@@ -8,9 +8,8 @@ import streamlit as st
 
 from cx import metrics
 from cx.errors import TouchpointError
-from cx.export import to_csv_bytes
 from pages._ui import (analysis_context, cached_dimension_values, cached_segments, page_option, show_error,
-                       style_figure, unit_axis)
+                       show_chart, style_figure, table_download, unit_axis)
 
 st.title("Segments & channels")
 filters, settings, v, names = analysis_context()
@@ -69,7 +68,7 @@ if cols_dim == "(none)":
     style_figure(fig, title=f"{m.label} by {rows_dim.replace('_', ' ')}", x_title=unit_axis(metric), y_title=None,
                  height=max(260, 60 + 38 * len(d)))
     fig.update_layout(hovermode="closest")
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+    show_chart(fig, key="segments_bars")
     st.caption(f"Bars show each segment's {m.label} with its 95% interval; green/red: significantly better/worse "
                f"than everyone else (p < {settings.alpha}); grey: fewer than {settings.min_n} observations.")
 else:
@@ -90,7 +89,7 @@ else:
                  x_title=cols_dim.replace("_", " ").capitalize(), y_title=rows_dim.replace("_", " ").capitalize(),
                  height=max(320, 90 + 42 * len(pivot)))
     fig.update_layout(hovermode="closest")
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+    show_chart(fig, key="segments_heatmap")
     st.caption(f"Colour centred on the overall {m.label} ({fmt(overall)}). * marks cells significantly different "
                f"from everyone else (p < {settings.alpha}); “low n”: fewer than {settings.min_n} observations.")
 
@@ -101,5 +100,4 @@ st.dataframe(table, hide_index=True, width="stretch",
                             "95% low": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
                             "95% high": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
                             "p vs rest": st.column_config.NumberColumn(format="%.4f")})
-st.download_button("Download CSV", to_csv_bytes(table), file_name=f"touchpoint-{metric}-segments.csv",
-                   mime="text/csv", key="segments_csv")
+table_download(table, f"touchpoint-{metric}-segments", key="segments_csv")

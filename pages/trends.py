@@ -8,9 +8,9 @@ from plotly.subplots import make_subplots
 
 from cx import metrics
 from cx.errors import TouchpointError
-from cx.export import to_csv_bytes
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, cached_dimension_values, cached_trend,
-                       page_option, show_error, style_figure, unit_axis)
+                       page_option, show_chart, show_error, style_figure, table_download,
+                       unit_axis)
 
 st.title("Trends")
 filters, settings, v, names = analysis_context()
@@ -89,7 +89,7 @@ dtick, tickformat = TICKS[grain]
 if df["period"].nunique() > 18 and dtick:  # keep the axis readable over long ranges
     dtick = {"M1": "M3", "M3": "M6", "M12": "M12"}[dtick]
 fig.update_xaxes(tickformat=tickformat, **({"dtick": dtick} if dtick else {}))
-st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+show_chart(fig, key="trends_chart")
 changed = df[df["changed"]]
 partial = " The first and last periods may cover only part of their " + grain + " (the date range cuts them)." \
     if grain in ("week", "month", "quarter", "year") else ""
@@ -106,5 +106,4 @@ with st.expander("Table of these numbers"):
                                 "ci_low": st.column_config.NumberColumn("95% low", format=f"%.{m.decimals}f"),
                                 "ci_high": st.column_config.NumberColumn("95% high", format=f"%.{m.decimals}f"),
                                 "p_change": st.column_config.NumberColumn("p (vs previous)", format="%.4f")})
-    st.download_button("Download CSV", to_csv_bytes(table), file_name=f"touchpoint-{metric}-{grain}.csv",
-                       mime="text/csv", key="trends_csv")
+    table_download(table, f"touchpoint-{metric}-{grain}", key="trends_csv")
