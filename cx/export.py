@@ -27,3 +27,17 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     buf = io.StringIO()
     neutralise_formulas(frame).to_csv(buf, index=False)
     return buf.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx_bytes(frame: pd.DataFrame, sheet_name: str = "Touchpoint") -> bytes:
+    """An .xlsx workbook of a formula-safe copy of ``frame``. xlsxwriter is told never to turn text into
+    formulas or links, and text cells a spreadsheet would run anyway start with a quote."""
+    buf = io.BytesIO()
+    safe = neutralise_formulas(frame)
+    for col in safe.columns:  # Excel has no time zones: write UTC wall-clock times
+        if isinstance(safe[col].dtype, pd.DatetimeTZDtype):
+            safe[col] = safe[col].dt.tz_convert("UTC").dt.tz_localize(None)
+    with pd.ExcelWriter(buf, engine="xlsxwriter",
+                        engine_kwargs={"options": {"strings_to_formulas": False, "strings_to_urls": False}}) as xl:
+        safe.to_excel(xl, index=False, sheet_name=sheet_name[:31])
+    return buf.getvalue()
