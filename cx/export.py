@@ -25,7 +25,9 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 CSV (with a byte-order mark, so Excel reads accents right) of a formula-safe copy."""
     buf = io.StringIO()
-    neutralise_formulas(frame).to_csv(buf, index=False)
+    # RFC 4180 line ends: the writer then quotes any cell holding a CR or LF, so a stray carriage
+    # return in a comment cannot split its row in Excel.
+    neutralise_formulas(frame).to_csv(buf, index=False, lineterminator="\r\n")
     return buf.getvalue().encode("utf-8-sig")
 
 
