@@ -167,6 +167,24 @@ def _cmd_metric(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- journey ---------------------------------------------------------------------------------------
+@command("funnel")
+def _cmd_funnel(args: argparse.Namespace) -> int:
+    from cx import funnel
+    from cx.store import open_store
+
+    where: dict[str, list[str]] = {}
+    for dim, value in _parse_pairs(args.where, "--where").items():
+        where.setdefault(dim, []).extend(v for v in value.split("|"))
+    q = funnel.FunnelQuery.build(args.steps, mode=args.mode, window=args.window, by=args.by, start=args.start,
+                                 end=args.end, where=where)
+    table = funnel.compute_funnel(open_store(args.db), q)
+    for dim in table.attrs.get("ignored_filters", []):
+        print(f"note: events and customers have no {dim!r}; that filter was not applied.", file=sys.stderr)
+    _print_frame(table, args.format)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cx", description="Touchpoint: CX analytics on a DuckDB store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive), YYYY-MM-DD")
     p.add_argument("--where", action="append", metavar="DIM=VALUE", help="keep rows where DIM is VALUE (a|b for several)")
     p.add_argument("--compare", choices=["previous", "year"], help="compare with the previous period or a year before")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p = add("funnel", "A funnel over journey events: customers, conversion, drop-off and time to convert per step.")
+    p.add_argument("steps", nargs="+", metavar="STEP", help="2 to 20 step names, in order (as in events.step)")
+    p.add_argument("--mode", choices=["sequential", "strict", "any"], default="sequential",
+                   help="sequential: other events allowed between steps (default); strict: none; any: any order")
+    p.add_argument("--window", default="14d", help="conversion window from the first step: 14d, 36h, 90m, 2w")
+    p.add_argument("--by", metavar="DIM", help="break down by an event or customer dimension (first step's value)")
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day of first steps, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", metavar="DATE", help="last day of first steps (inclusive), YYYY-MM-DD")
+    p.add_argument("--where", action="append", metavar="DIM=VALUE", help="keep first steps where DIM is VALUE (a|b)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     return parser
 
