@@ -1,0 +1,288 @@
+"""Journey: funnels over journey events (conversion, drop-off, time to convert, cohorts, who dropped off)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from cx import funnel
+from cx.errors import TouchpointError
+from cx.funnel import MODES, FunnelQuery
+from pages._ui import SERIES_COLOURS, get_store, show_chart, show_error, style_figure, table_download, version
+
+FUNNEL_COLOUR = "#0072B2"
+DROPPED_COLOUR = "#BDBDBD"
+WINDOWS = ["1h", "1d", "3d", "7d", "14d", "30d", "60d", "90d", "180d"]
+MAX_SERIES = 6
+
+
+# -- cached reads (keyed on the data version, so an import shows at once) -------------------------
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_catalog(data_version: int) -> pd.DataFrame:
+    return funnel.step_catalog(get_store())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_funnel_dims(data_version: int) -> list[str]:
+    return funnel.funnel_dimensions(get_store())
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
+def cached_funnel(data_version: int, q: FunnelQuery) -> pd.DataFrame:
+    return funnel.compute_funnel(get_store(), q)
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
+def cached_trend(data_version: int, q: FunnelQuery, grain: str) -> pd.DataFrame:
+    return funnel.conversion_trend(get_store(), q, grain)
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
+def cached_times(data_version: int, q: FunnelQuery, step: int, from_first: bool) -> pd.DataFrame:
+    return funnel.time_to_convert(get_store(), q, step, from_first=from_first)
+
+
+@st.cache_data(show_spinner=False, ttl=600, max_entries=8)
+def cached_dropped(data_version: int, q: FunnelQuery, step: int) -> pd.DataFrame:
+    return funnel.dropped_customers(get_store(), q, step)
+
+
+def fmt_hours(h: float | None) -> str:
+    """Hours in the unit a person reads: 45 s, 12 min, 3.4 h, 2.1 d."""
+    if h is None or (isinstance(h, float) and math.isnan(h)):
+        return "–"
+    if h < 1 / 60:
+        return f"{h * 3600:.0f} s"
+    if h < 1:
+        return f"{h * 60:.0f} min"
+    if h < 48:
+        return f"{h:.1f} h"
+    return f"{h / 24:.1f} d"
+
+
+def dim_label(d: str) -> str:
+    return d.replace("_", " ").capitalize()
+
+
+# -- page -------------------------------------------------------------------------------------------
+st.title("Journey")
+filters = st.session_state.get("filters")
+v = version()
+store = get_store()
+
+
+def funnel_section() -> None:
+    catalog = cached_catalog(v)
+    if catalog.empty:
+        st.info("No journey events yet. Import an events export (customer, timestamp, step — e.g. a web "
+                "analytics or process-mining log) on the **Data** page, or load the demo data there.",
+                icon=":material/upload_file:")
+        st.page_link("pages/data.py", label="Go to Data", icon=":material/upload_file:")
+        return
+    names = catalog["step"].tolist()
+    counts = dict(zip(catalog["step"], catalog["customers"]))
+    if "journey_steps" not in st.session_state:
+        st.session_state["journey_steps"] = names[:min(5, len(names))]
+    steps = st.multiselect(
+        "Steps, in order", names, key="journey_steps", max_selections=funnel.MAX_STEPS,
+        format_func=lambda s: f"{s} ({counts.get(s, 0):,} customers)",
+        help="Pick 2 to 20 steps in the order customers should take them. The list is in typical journey order.")
+    c1, c2, c3 = st.columns([3, 1, 2])
+    mode = c1.radio("Order", list(MODES), format_func=MODES.get, key="journey_mode", horizontal=True)
+    window = c2.selectbox("Conversion window", WINDOWS, index=WINDOWS.index("14d"), key="journey_window",
+                          help="Measured from the first step. Later conversions count as drop-offs.")
+    dims = ["(none)"] + cached_funnel_dims(v)
+    by = c3.selectbox("Break down by", dims, key="journey_by", format_func=dim_label,
+                      help="Each customer is counted under the value on their first step's event (first touch).")
+    if len(steps) < funnel.MIN_STEPS:
+        st.info("Pick at least two steps to see the funnel.", icon=":material/route:")
+        return
+    where = filters.where if filters else {}
+    try:
+        q = FunnelQuery.build(steps, mode=mode, window=window, by=None if by == "(none)" else by,
+                              start=filters.start if filters else None, end=filters.end if filters else None,
+                              where=where)
+        with st.spinner("Computing the funnel…"):
+            table = cached_funnel(v, q)
+    except TouchpointError as exc:
+        show_error(exc)
+        return
+    ignored = table.attrs.get("ignored_filters", [])
+    scope = (f"First steps from {q.start:%d %b %Y} to {q.end:%d %b %Y}" if q.start and q.end else "All first steps")
+    st.caption(scope + f"; conversion window {window} from the first step"
+               + (f". Filters on {', '.join(dim_label(d) for d in ignored)} do not apply to journey events."
+                  if ignored else "."))
+    if q.by is None:
+        _overall_chart(table, q)
+    else:
+        _breakdown_chart(table, q)
+    _step_table(table, q)
+    _times(q)
+    _trend(q)
+    _dropped(q, table)
+
+
+def _overall_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
+    entered = int(table["customers"].iloc[0])
+    if entered == 0:
+        st.info("No customer did the first step in this date range with these filters. Widen the date range "
+                "in the sidebar or pick another first step.")
+        return
+    labels = table["step_name"].tolist()
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=table["conversion_pct"], name="Converted", marker_color=FUNNEL_COLOUR,
+                text=[f"{p:.1f}%<br>{n:,}" for p, n in zip(table["conversion_pct"], table["customers"])],
+                textposition="inside", insidetextanchor="start",
+                customdata=table[["customers", "step_conversion_pct"]].to_numpy(),
+                hovertemplate="%{x}: %{y:.1f}% of entrants (%{customdata[0]:,} customers), "
+                              "%{customdata[1]:.1f}% of the previous step<extra></extra>")
+    lost = 100.0 - table["conversion_pct"]
+    fig.add_bar(x=labels, y=lost, name="Dropped off by this step", marker_color=DROPPED_COLOUR,
+                customdata=(entered - table["customers"]).to_numpy(),
+                hovertemplate="%{x}: %{customdata:,} customers dropped off by here<extra></extra>")
+    fig.update_layout(barmode="stack", hovermode="closest")
+    style_figure(fig, title=f"Funnel: {entered:,} customers entered", x_title="Step",
+                 y_title="Customers who entered (%)", height=420)
+    fig.update_yaxes(range=[0, 100])
+    show_chart(fig, key="journey_funnel")
+    last = table.iloc[-1]
+    worst = table.iloc[1:].sort_values("step_conversion_pct").iloc[0]
+    st.caption(f"{last['conversion_pct']:.1f}% of the customers who did “{table['step_name'].iloc[0]}” went on to "
+               f"“{last['step_name']}” within the window. The biggest loss is before “{worst['step_name']}”: "
+               f"{worst['dropoff']:,} customers ({100 - worst['step_conversion_pct']:.1f}% of the step before).")
+
+
+def _breakdown_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
+    col = q.by
+    sizes = table[table["step"] == 1].set_index(col)["customers"]
+    if sizes.sum() == 0:
+        st.info("No customer did the first step in this date range with these filters.")
+        return
+    shown = sizes.sort_values(ascending=False).index[:MAX_SERIES].tolist()
+    fig = go.Figure()
+    for i, value in enumerate(shown):
+        part = table[table[col] == value]
+        fig.add_bar(x=part["step_name"], y=part["conversion_pct"], name=f"{value} (n {int(sizes[value]):,})",
+                    marker_color=SERIES_COLOURS[i % len(SERIES_COLOURS)],
+                    customdata=part[["customers"]].to_numpy(),
+                    hovertemplate=f"{value}: " + "%{y:.1f}% (%{customdata[0]:,} customers)<extra></extra>")
+    fig.update_layout(barmode="group", hovermode="closest")
+    style_figure(fig, title=f"Conversion by {dim_label(col).lower()}", x_title="Step",
+                 y_title="Customers who entered (%)", height=420)
+    fig.update_yaxes(range=[0, 100])
+    show_chart(fig, key="journey_funnel_by")
+    extra = f" The {len(sizes) - len(shown)} smaller values are in the table." if len(sizes) > len(shown) else ""
+    st.caption(f"Share of each {dim_label(col).lower()}'s entrants who reached each step; n is the number who "
+               f"entered. A customer's value is the one on their first step.{extra}")
+
+
+def _step_table(table: pd.DataFrame, q: FunnelQuery) -> None:
+    show = table.copy()
+    for c in ("median_hours", "p90_hours", "median_hours_from_first"):
+        show[c] = show[c].map(fmt_hours)
+    rename = {"step": "#", "step_name": "Step", "customers": "Customers", "conversion_pct": "% of entrants",
+              "step_conversion_pct": "% of previous step", "dropoff": "Dropped off",
+              "median_hours": "Median time from previous", "p90_hours": "p90 time from previous",
+              "median_hours_from_first": "Median time from first"}
+    if q.by:
+        rename[q.by] = dim_label(q.by)
+    st.dataframe(show.rename(columns=rename), hide_index=True, width="stretch",
+                 column_config={"% of entrants": st.column_config.NumberColumn(format="%.1f%%"),
+                                "% of previous step": st.column_config.NumberColumn(format="%.1f%%"),
+                                "Customers": st.column_config.NumberColumn(format="localized"),
+                                "Dropped off": st.column_config.NumberColumn(format="localized")})
+    table_download(table, "funnel_steps", key="journey_steps_csv", label="Download the step table (CSV)")
+
+
+def _times(q: FunnelQuery) -> None:
+    if not st.toggle("Show how long customers took to convert", key="journey_show_times"):
+        return
+    n = len(q.steps)
+    c1, c2 = st.columns([3, 2])
+    label = (lambda k: f"Any {k} of {n} steps") if q.mode == "any" else (lambda k: f"{k}. {q.steps[k - 1]}")
+    step = c1.selectbox("Step reached", list(range(2, n + 1)), index=n - 2, format_func=label, key="journey_time_step")
+    base = c2.radio("Measured from", ["previous", "first"], format_func=lambda b: f"the {b} step",
+                    key="journey_time_from", horizontal=True)
+    try:
+        with st.spinner("Measuring times to convert…"):
+            dist = cached_times(v, replace(q, by=None), step, base == "first")
+    except TouchpointError as exc:
+        show_error(exc)
+        return
+    if dist["customers"].sum() == 0:
+        st.info("Nobody reached that step in the window.")
+        return
+    fig = go.Figure(go.Bar(x=dist["bucket"], y=dist["customers"], marker_color=FUNNEL_COLOUR,
+                           customdata=dist[["share_pct", "cumulative_pct"]].to_numpy(),
+                           hovertemplate="%{x}: %{y:,} customers (%{customdata[0]:.1f}%, "
+                                         "%{customdata[1]:.1f}% by then)<extra></extra>"))
+    style_figure(fig, title=f"Time to reach “{label(step)}” from the {base} step", x_title="Time taken",
+                 y_title="Customers", height=340)
+    fig.update_layout(hovermode="closest")
+    show_chart(fig, key="journey_times")
+    st.caption(f"{int(dist['customers'].sum()):,} customers reached the step within the window; each bar counts "
+               "those whose time falls in its range (the lower bound included).")
+
+
+def _trend(q: FunnelQuery) -> None:
+    st.subheader("Conversion by cohort")
+    grain = st.selectbox("Cohort of first-step date", list(funnel.TREND_GRAINS), index=1, key="journey_grain",
+                         format_func=str.capitalize)
+    try:
+        with st.spinner("Computing cohorts…"):
+            trend = cached_trend(v, replace(q, by=None), grain)
+    except TouchpointError as exc:
+        show_error(exc)
+        return
+    if trend.empty:
+        st.info("No cohort in this range.")
+        return
+    done, open_ = trend[trend["complete"]], trend[~trend["complete"]]
+    fig = go.Figure()
+    fig.add_scatter(x=list(trend["cohort"]) + list(trend["cohort"])[::-1],
+                    y=list(trend["ci_high"]) + list(trend["ci_low"])[::-1], fill="toself", mode="lines",
+                    line=dict(width=0), fillcolor="rgba(0,114,178,0.15)", name="95% interval", hoverinfo="skip")
+    fig.add_scatter(x=done["cohort"], y=done["conversion_pct"], mode="lines+markers", name="Conversion",
+                    line=dict(color=FUNNEL_COLOUR), customdata=done[["converted", "entered"]].to_numpy(),
+                    hovertemplate="%{x|%d %b %Y}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>")
+    if not open_.empty:
+        fig.add_scatter(x=open_["cohort"], y=open_["conversion_pct"], mode="markers", name="Window still open",
+                        marker=dict(color=FUNNEL_COLOUR, symbol="circle-open", size=9),
+                        customdata=open_[["converted", "entered"]].to_numpy(),
+                        hovertemplate="%{x|%d %b %Y}: %{y:.1f}% so far (%{customdata[0]:,} of %{customdata[1]:,})"
+                                      "<extra></extra>")
+    style_figure(fig, title=f"Conversion to “{q.steps[-1] if q.mode != 'any' else 'all steps'}” by {grain} of entry",
+                 x_title=f"{grain.capitalize()} of the first step", y_title="Converted within the window (%)",
+                 height=360)
+    fig.update_layout(hovermode="closest")
+    show_chart(fig, key="journey_trend")
+    st.caption("Each point is the customers who entered the funnel in that period, with a 95% Wilson interval. "
+               "Open circles: the window has not fully elapsed in the data yet, so the rate can still rise.")
+    table_download(trend, "funnel_cohorts", key="journey_trend_csv", label="Download the cohorts (CSV)")
+
+
+def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
+    st.subheader("Who dropped off")
+    n = len(q.steps)
+    overall = table.groupby("step")["dropoff"].sum()
+    label = (lambda k: f"before any {k} of {n} steps") if q.mode == "any" else \
+        (lambda k: f"before {k}. {q.steps[k - 1]} ({int(overall.get(k, 0)):,} customers)")
+    step = st.selectbox("Customers who dropped off", list(range(2, n + 1)), format_func=label, key="journey_drop_step")
+    try:
+        dropped = cached_dropped(v, q, step)
+    except TouchpointError as exc:
+        show_error(exc)
+        return
+    st.caption(f"{len(dropped):,} customers reached the step before but not this one within the window: their IDs, "
+               "when they entered, their last step and when the window closed, to follow up with.")
+    if len(dropped):
+        st.dataframe(dropped.head(200), hide_index=True, width="stretch")
+        table_download(dropped, f"dropped_before_step_{step}", key="journey_dropped_csv",
+                       label=f"Download all {len(dropped):,} customers (CSV)")
+
+
+funnel_section()

@@ -1,0 +1,83 @@
+"""AppTests of the Journey page on the hand-written journeys of tests/test_funnel.py (whose counts
+are worked out there, customer by customer), and on the demo data."""
+
+from __future__ import annotations
+
+import pytest
+
+from cx.store import open_store
+from tests.conftest import run_app
+from tests.test_funnel import load
+
+PAGE = "pages/journey.py"
+
+
+@pytest.fixture
+def journey_db(app_store_path):
+    load(open_store(app_store_path))
+    return app_store_path
+
+
+def _funnel_page(query=None):
+    at = run_app({"range": "all", **(query or {})}, page=PAGE)
+    at.multiselect(key="journey_steps").set_value(["A", "B", "C"]).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_journey_page_builds_the_funnel_in_every_order(journey_db):
+    at = _funnel_page()
+    assert at.title[0].value == "Journey"
+    table = at.dataframe[0].value
+    assert table["Step"].tolist() == ["A", "B", "C"]
+    assert table["Customers"].tolist() == [10, 9, 6]
+    assert table["Median time from previous"].tolist() == ["–", "24.0 h", "24.0 h"]
+    assert any("60.0% of the customers who did “A” went on to “C”" in c.value for c in at.caption)
+    at.radio(key="journey_mode").set_value("strict").run()
+    assert at.dataframe[0].value["Customers"].tolist() == [10, 6, 4]
+    at.radio(key="journey_mode").set_value("any").run()
+    assert at.dataframe[0].value["Customers"].tolist() == [11, 11, 7]
+    # Funnel chart and the cohort trend.
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_breakdown_times_and_dropped_customers(journey_db):
+    at = _funnel_page()
+    at.selectbox(key="journey_by").set_value("channel").run()
+    table = at.dataframe[0].value
+    assert table.groupby("Channel")["Customers"].apply(list).to_dict() == {"app": [5, 4, 3], "web": [5, 5, 3]}
+    at.toggle(key="journey_show_times").set_value(True).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3
+    assert any("6 customers reached the step" in c.value for c in at.caption)
+    at.selectbox(key="journey_drop_step").set_value(3).run()
+    dropped = at.dataframe[-1].value
+    assert dropped["customer_id"].tolist() == ["c3", "c5", "c9"]
+
+
+def test_sidebar_dates_and_filters_reach_the_funnel(journey_db):
+    at = _funnel_page({"range": "custom", "from": "2024-03-02", "to": "2024-03-31"})
+    assert at.dataframe[0].value["Customers"].tolist() == [3, 2, 2]
+    at = _funnel_page({"f.channel": "web"})
+    assert at.dataframe[0].value["Customers"].tolist() == [7, 6, 3]
+
+
+def test_journey_page_without_events_says_what_to_import(app_store_path):
+    import pandas as pd
+
+    from cx import ingest
+
+    frame = pd.DataFrame({"response_id": ["r1"], "submitted_at": [pd.Timestamp("2024-01-01")], "nps": [9]})
+    ingest.import_frame(open_store(app_store_path), "responses", frame, file_name="one")
+    at = run_app({"range": "all"}, page=PAGE)
+    assert any("No journey events yet" in i.value for i in at.info)
+
+
+def test_journey_page_on_the_demo_data(app_store_path):
+    from cx import demo
+
+    demo.load_demo(open_store(app_store_path), scale=0.2)
+    at = run_app({"range": "all"}, page=PAGE)
+    table = at.dataframe[0].value
+    assert table["Step"].tolist()[:2] == ["Visited site", "Viewed product"]
+    assert table["Customers"].is_monotonic_decreasing
