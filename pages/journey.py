@@ -1,4 +1,5 @@
-"""Journey: funnels over journey events (conversion, drop-off, time to convert, cohorts, who dropped off)."""
+"""Journey: funnels over journey events (conversion, drop-off, time to convert, cohorts, who dropped off)
+and the touchpoint map (scores by journey stage × touchpoint, pain points)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cx import funnel
+from cx import funnel, journey, metrics
 from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
-from pages._ui import SERIES_COLOURS, get_store, show_chart, show_error, style_figure, table_download, version
+from cx.settings import Settings
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, get_store, show_chart, show_error,
+                       style_figure, table_download, version)
 
 FUNNEL_COLOUR = "#0072B2"
 DROPPED_COLOUR = "#BDBDBD"
@@ -49,6 +52,12 @@ def cached_times(data_version: int, q: FunnelQuery, step: int, from_first: bool)
 @st.cache_data(show_spinner=False, ttl=600, max_entries=8)
 def cached_dropped(data_version: int, q: FunnelQuery, step: int) -> pd.DataFrame:
     return funnel.dropped_customers(get_store(), q, step)
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
+def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
+    return journey.touchpoint_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
+                                  alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
 
 
 def fmt_hours(h: float | None) -> str:
@@ -285,4 +294,114 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
                        label=f"Download all {len(dropped):,} customers (CSV)")
 
 
-funnel_section()
+MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "volume": "Volume (answers)"}
+
+
+def touchpoint_section() -> None:
+    settings = current_settings()
+    dims = store.dimensions("responses")
+    if filters is None or filters.start is None or not dims:
+        st.info("No survey answers yet: import NPS, CSAT or CES responses with a journey stage and a touchpoint "
+                "or channel on the **Data** page, or load the demo data there.", icon=":material/upload_file:")
+        return
+    c1, c2, c3 = st.columns([2, 2, 3])
+    rows = c1.selectbox("Rows", dims, index=dims.index("journey_stage") if "journey_stage" in dims else 0,
+                        format_func=dim_label, key="journey_map_rows")
+    col_dims = [d for d in dims if d != rows]
+    cols = c2.selectbox("Columns", col_dims,
+                        index=col_dims.index("touchpoint") if "touchpoint" in col_dims else 0,
+                        format_func=dim_label, key="journey_map_cols")
+    view = c3.radio("Show", list(MAP_VIEWS), format_func=MAP_VIEWS.get, horizontal=True, key="journey_map_view")
+    response_cols = set(store.columns("responses"))
+    where = tuple(sorted((d, v) for d, v in filters.where.items() if d in response_cols))
+    try:
+        with st.spinner("Scoring every stage and touchpoint…"):
+            cells = cached_map(v, rows, cols, filters.start, filters.end, where, settings)
+    except TouchpointError as exc:
+        show_error(exc)
+        return
+    if cells.empty:
+        st.info(f"No NPS, CSAT or CES answers with a {dim_label(rows).lower()} and a {dim_label(cols).lower()} in "
+                "this range. Widen the dates, or import answers that carry both.")
+        return
+    _map_heatmap(cells, rows, cols, view, settings)
+    pains = journey.pain_points(cells)
+    st.subheader("Pain points")
+    if pains.empty:
+        st.caption(f"No cell with at least {settings.min_n} answers scores significantly below the rest of the "
+                   f"journey (Benjamini–Hochberg-adjusted p < {settings.alpha}).")
+    for sentence in pains["sentence"]:
+        st.markdown(f":red[▼] {sentence}")
+    table_download(cells, "touchpoint_map", key="journey_map_csv", label="Download the map (CSV)")
+
+
+def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings: Settings) -> None:
+    present = cells["metric"].unique().tolist()
+    if view != "volume" and view not in present:
+        st.info(f"No {MAP_VIEWS[view]} answers on this map. The map has: "
+                f"{', '.join(MAP_VIEWS[m] for m in present)}.")
+        return
+    if view == "volume":
+        grid = cells.drop_duplicates([rows, cols])[[rows, cols, "volume"]]
+        z_col, fmt = "volume", (lambda x: f"{int(x):,}")
+    else:
+        grid = cells[cells["metric"] == view]
+        z_col, fmt = "value", (lambda x: metrics.format_value(view, x))
+    # Every stage and touchpoint of the map, whatever the view, so the grid keeps its shape.
+    row_vals = sorted(cells[rows].astype(str).unique(), key=journey.stage_sort_key)
+    col_vals = cells.drop_duplicates([rows, cols]).groupby(cells[cols].astype(str))["volume"].sum() \
+        .sort_values(ascending=False).index.tolist()
+    lookup = {(str(r[rows]), str(r[cols])): r for _, r in grid.iterrows()}
+    z, text, hover = [], [], []
+    for rv in row_vals:
+        zr, tr, hr = [], [], []
+        for cv in col_vals:
+            r = lookup.get((rv, cv))
+            if r is None:
+                zr.append(None)
+                tr.append("")
+                hr.append(f"{rv} · {cv}: no {MAP_VIEWS[view]} answers")
+            elif view == "volume":
+                zr.append(float(r["volume"]))
+                tr.append(fmt(r["volume"]))
+                hr.append(f"{rv} · {cv}: {fmt(r['volume'])} answers")
+            else:
+                mark = "▼ " if r["worse"] else "▲ " if r["better"] else ""
+                low = bool(r["low_n"])
+                zr.append(None if low else float(r["value"]))
+                tr.append(f"<b>{mark}{fmt(r['value'])}</b><br>n {int(r['n']):,}{' · low n' if low else ''}")
+                hr.append(f"{rv} · {cv}: {MAP_VIEWS[view]} {fmt(r['value'])} (95% {fmt(r['ci_low'])} to "
+                          f"{fmt(r['ci_high'])}), n {int(r['n']):,}")
+        z.append(zr)
+        text.append(tr)
+        hover.append(hr)
+    if view == "volume":
+        colorscale, mid = [[0, "#F7FBFF"], [1, METRIC_COLOURS["responses"]]], None
+    else:
+        colorscale, mid = [[0, "#D55E00"], [0.5, "#F7F7F7"], [1, "#009E73"]], float(grid["overall"].iloc[0])
+        if metrics.REGISTRY[view].good == "down":
+            colorscale = colorscale[::-1]
+    fig = go.Figure(go.Heatmap(z=z, x=col_vals, y=row_vals, text=text, texttemplate="%{text}", customdata=hover,
+                               hovertemplate="%{customdata}<extra></extra>", colorscale=colorscale, zmid=mid,
+                               xgap=3, ygap=3, textfont=dict(size=13), colorbar=dict(title=dict(text=MAP_VIEWS[view]))))
+    title = (f"Survey answers by {dim_label(rows).lower()} and {dim_label(cols).lower()}" if view == "volume" else
+             f"{MAP_VIEWS[view]} by {dim_label(rows).lower()} and {dim_label(cols).lower()}")
+    style_figure(fig, title=title, x_title=dim_label(cols), y_title=dim_label(rows),
+                 height=max(320, 110 + 70 * len(row_vals)))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(hovermode="closest")
+    show_chart(fig, key="journey_map")
+    if view == "volume":
+        st.caption("Number of survey answers in each cell, whatever the question.")
+    else:
+        overall = metrics.format_value(view, float(grid["overall"].iloc[0]))
+        st.caption(f"Colour: {MAP_VIEWS[view]} against the whole map ({overall}, white); green better, orange worse. "
+                   f"▼/▲: significantly worse/better than the rest after adjusting for the number of cells; "
+                   f"cells with fewer than {settings.min_n} answers are left white and marked low n.")
+
+
+funnel_tab, map_tab = st.tabs(["Funnels", "Touchpoint map"])
+with funnel_tab:
+    funnel_section()
+with map_tab:
+    touchpoint_section()

@@ -81,3 +81,18 @@ def test_journey_page_on_the_demo_data(app_store_path):
     table = at.dataframe[0].value
     assert table["Step"].tolist()[:2] == ["Visited site", "Viewed product"]
     assert table["Customers"].is_monotonic_decreasing
+
+
+def test_touchpoint_map_tab_shows_the_grid_and_the_pain_point(app_store_path):
+    from tests.test_journey import load_answers
+
+    load_answers(open_store(app_store_path))  # the hand-counted answers of tests/test_journey.py
+    at = run_app({"range": "all"}, page=PAGE)
+    assert any("No journey events yet" in i.value for i in at.info)  # the funnel tab's empty state
+    assert at.radio(key="journey_map_view").value == "nps"
+    assert len(at.get("plotly_chart")) == 1
+    pains = [m.value for m in at.markdown if "▼" in m.value]
+    assert len(pains) == 2 and "Support · Chat: NPS -50.0" in pains[0]
+    at.radio(key="journey_map_view").set_value("ces").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1
