@@ -1,5 +1,6 @@
 """Journey: funnels over journey events (conversion, drop-off, time to convert, cohorts, who dropped off)
-and the touchpoint map (scores by journey stage × touchpoint, pain points)."""
+the touchpoint map (scores by journey stage × touchpoint, pain points) and key drivers (which
+experiences go with NPS or churn)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cx import funnel, journey, metrics
+from cx import drivers, funnel, journey, metrics
 from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
 from cx.settings import Settings
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, get_store, show_chart, show_error,
-                       style_figure, table_download, version)
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, current_settings, get_store,
+                       show_chart, show_error, style_figure, table_download, version)
 
 FUNNEL_COLOUR = "#0072B2"
 DROPPED_COLOUR = "#BDBDBD"
@@ -58,6 +59,12 @@ def cached_dropped(data_version: int, q: FunnelQuery, step: int) -> pd.DataFrame
 def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
     return journey.touchpoint_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
                                   alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
+def cached_drivers(data_version: int, outcome: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
+    return drivers.key_drivers(get_store(), outcome=outcome, start=start, end=end, where=dict(where),
+                               ces_easy_min=settings.ces_easy_min, min_n=settings.min_n, alpha=settings.alpha)
 
 
 def fmt_hours(h: float | None) -> str:
@@ -400,8 +407,61 @@ def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings:
                    f"cells with fewer than {settings.min_n} answers are left white and marked low n.")
 
 
-funnel_tab, map_tab = st.tabs(["Funnels", "Touchpoint map"])
+def drivers_section() -> None:
+    settings = current_settings()
+    available = cached_availability(v)
+    outcomes = ["nps"] + (["churn"] if not available.get("churn_rate") else [])
+    if filters is None or filters.start is None or available.get("nps"):
+        st.info("Key drivers need NPS answers linked to customer IDs, with support tickets or touchpoint ratings "
+                "for the same customers: import them on the **Data** page, or load the demo data there.",
+                icon=":material/upload_file:")
+        return
+    outcome = st.radio("Explain", outcomes, format_func=lambda o: {"nps": "NPS", "churn": "Churn"}[o],
+                       horizontal=True, key="journey_driver_outcome")
+    where = tuple(sorted(filters.where.items()))
+    try:
+        with st.spinner("Weighing every experience (regression and bootstrap)…"):
+            table = cached_drivers(v, outcome, filters.start, filters.end, where, settings)
+    except TouchpointError as exc:
+        show_error(exc)
+        return
+    r2, n = table.attrs["r2"], table.attrs["n"]
+    unit = "NPS points" if outcome == "nps" else "points of churn"
+    colour = METRIC_COLOURS["nps"] if outcome == "nps" else METRIC_COLOURS["churn_rate"]
+    d = table.sort_values("importance_pct")
+    short = "NPS pts" if outcome == "nps" else "pts churn"
+    fig = go.Figure(go.Bar(
+        y=[f"{lab} · {e:+.0f} {short} · n {k:,}" for lab, e, k in zip(d["label"], d["effect"], d["n_with"])],
+        x=d["importance_pct"], orientation="h", marker_color=colour,
+        error_x=dict(type="data", symmetric=False, array=d["ci_high"] - d["importance_pct"],
+                     arrayminus=d["importance_pct"] - d["ci_low"], color="#666"),
+        customdata=d[["ci_low", "ci_high", "mean_with", "mean_without"]].to_numpy(),
+        hovertemplate="%{y}<br>%{x:.1f}% of the explained difference (95% %{customdata[0]:.1f}–%{customdata[1]:.1f}%)"
+                      "<extra></extra>"))
+    label = "NPS" if outcome == "nps" else "churn"
+    style_figure(fig, title=f"What goes with {label}: share of the explained difference", x_title="Importance (%)",
+                 y_title=None, height=max(300, 80 + 40 * len(d)))
+    fig.update_xaxes(range=[0, min(100.0, max(10.0, float(d["ci_high"].max()) * 1.08))])
+    fig.update_layout(hovermode="closest")
+    show_chart(fig, key="journey_drivers")
+    scope = ("each customer's latest NPS answer in the range and what happened in the 90 days before it"
+             if outcome == "nps" else "whether each customer churned and what happened in the range")
+    st.caption(f"How to read: each bar is the share of the explained difference in {label} that an experience "
+               "carries when all of them are weighed together (Shapley decomposition of a regression's R², fair to "
+               f"overlapping experiences), with a 95% bootstrap interval over {table.attrs['bootstrap']} resamples of "
+               f"customers. Beside each label: the raw gap in {unit} between customers who had the experience and the "
+               "others, and how many had it.")
+    st.caption(f"Based on {n:,} customers: {scope}. Together these experiences explain {100 * r2:.1f}% of the "
+               "variation between customers; the rest lies elsewhere. Association, not proof of cause."
+               + (f" Too rare to judge (fewer than {settings.min_n} customers): {', '.join(table.attrs['left_out'])}."
+                  if table.attrs["left_out"] else ""))
+    table_download(table, f"key_drivers_{outcome}", key="journey_drivers_csv", label="Download the drivers (CSV)")
+
+
+funnel_tab, map_tab, drivers_tab = st.tabs(["Funnels", "Touchpoint map", "Key drivers"])
 with funnel_tab:
     funnel_section()
 with map_tab:
     touchpoint_section()
+with drivers_tab:
+    drivers_section()

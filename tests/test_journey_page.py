@@ -96,3 +96,19 @@ def test_touchpoint_map_tab_shows_the_grid_and_the_pain_point(app_store_path):
     at.radio(key="journey_map_view").set_value("ces").run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 1
+
+
+def test_key_drivers_tab_ranks_the_known_driver_first(app_store_path):
+    import json
+
+    from tests.test_drivers import shop
+
+    shop(open_store(app_store_path))  # the synthetic shop of tests/test_drivers.py: slow tickets make detractors
+    at = run_app({"range": "all"}, page=PAGE)
+    assert not at.exception, at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    bars = next(c for c in charts if "explained difference" in c["layout"]["title"]["text"])
+    labels = bars["data"][0]["y"]
+    assert labels[-1] == "A ticket took over 3 days to resolve · -100 NPS pts · n 100"  # the longest bar, at the top
+    assert any("Based on 400 customers" in c.value for c in at.caption)
+    assert any("Shapley decomposition" in c.value for c in at.caption)

@@ -1,0 +1,133 @@
+"""Key drivers: the Shapley split of R² against a literal average over every entry order, then a
+synthetic shop where the true driver is known (a ticket left unresolved for over three days makes a
+detractor; a poor checkout rating is, by construction, unrelated to the score)."""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cx import drivers, ingest
+from cx.errors import TouchpointError
+
+
+def _r2(X: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
+    if not cols:
+        return 0.0
+    A = np.column_stack([np.ones(len(y)), X[:, cols]])
+    beta, *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = y - A @ beta
+    return 1 - resid @ resid / ((y - y.mean()) @ (y - y.mean()))
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 4])
+def test_shapley_r2_is_the_average_added_r2_over_every_entry_order(p):
+    rng = np.random.default_rng(p)
+    X = rng.normal(size=(300, p)) + rng.normal(size=(300, 1))  # correlated columns
+    X[:, 0] = (X[:, 0] > 0).astype(float)
+    y = X @ np.arange(1, p + 1) + rng.normal(scale=2.0, size=300)
+    orders = list(permutations(range(p)))
+    expected = np.zeros(p)
+    for order in orders:
+        for k, j in enumerate(order):
+            expected[j] += _r2(X, y, list(order[:k + 1])) - _r2(X, y, list(order[:k]))
+    expected /= len(orders)
+    phi, r2 = drivers.shapley_r2(X, y)
+    assert phi == pytest.approx(expected, abs=1e-10)
+    assert r2 == pytest.approx(_r2(X, y, list(range(p))), abs=1e-12)
+    assert phi.sum() == pytest.approx(r2, abs=1e-12)
+
+
+def test_a_constant_column_gets_no_credit():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.normal(size=100), np.ones(100)])
+    phi, r2 = drivers.shapley_r2(X, 3 * X[:, 0] + rng.normal(size=100))
+    assert phi[1] == pytest.approx(0.0, abs=1e-12) and phi[0] == pytest.approx(r2)
+
+
+# -- a synthetic shop with a known driver -------------------------------------------------------------
+N = 400
+ANSWERED = pd.Timestamp("2024-06-01 12:00")
+
+
+def shop(store, churn: bool = False) -> None:
+    """400 customers, each with one NPS answer on 1 June 2024.
+
+    - i % 4 == 0 (100 customers): a ticket 10 days before the answer, first reply in 30 min, resolved
+      after 100 hours (> 3 days). Their score: 3 (detractor), or 8 (passive) when (i // 20) % 4 == 3.
+    - i % 4 == 1 (100): a ticket solved in 2 hours. Scores like everyone else's below.
+    - Everyone else's score by (i // 20) % 4: 10, 10, 8, 5 → +100, +100, 0, −100 (mean +25).
+    - i % 5 == 0 (80): CSAT 1 of 5 at Checkout 5 days before the answer; i % 5 == 1: CSAT 5 there.
+      i % 5 and i % 4 are balanced over 0…399, so checkout is unrelated to tickets and scores.
+    - With ``churn``: the slow-ticket customers churned, nobody else."""
+    i = np.arange(N)
+    noise = (i // 20) % 4
+    slow, fast = i % 4 == 0, i % 4 == 1
+    nps = np.where(slow, np.where(noise == 3, 8, 3), np.select([noise < 2, noise == 2], [10, 8], 5))
+    ids = [f"c{k:03d}" for k in i]
+    answers = pd.DataFrame({"response_id": [f"n{k}" for k in i], "customer_id": ids,
+                            "submitted_at": [ANSWERED + pd.Timedelta(minutes=int(k)) for k in i], "nps": nps})
+    rated = i[(i % 5) <= 1]
+    csat = pd.DataFrame({"response_id": [f"s{k}" for k in rated], "customer_id": [ids[k] for k in rated],
+                         "submitted_at": [ANSWERED - pd.Timedelta(days=5)] * len(rated),
+                         "csat": [1 if k % 5 == 0 else 5 for k in rated], "touchpoint": "Checkout",
+                         "csat_min": 1, "csat_max": 5})
+    ticketed = i[slow | fast]
+    created = ANSWERED - pd.Timedelta(days=10)
+    tickets = pd.DataFrame({"ticket_id": [f"t{k}" for k in ticketed], "customer_id": [ids[k] for k in ticketed],
+                            "created_at": created, "first_response_at": created + pd.Timedelta(minutes=30),
+                            "resolved_at": [created + pd.Timedelta(hours=100 if k % 4 == 0 else 2) for k in ticketed]})
+    ingest.import_frame(store, "responses", answers, file_name="nps")
+    ingest.import_frame(store, "responses", csat, file_name="csat")
+    ingest.import_frame(store, "tickets", tickets, file_name="tickets")
+    if churn:
+        customers = pd.DataFrame({"customer_id": ids, "signup_at": pd.Timestamp("2023-01-01"),
+                                  "churned_at": [ANSWERED + pd.Timedelta(days=20) if s else None for s in slow]})
+        ingest.import_frame(store, "customers", customers, file_name="customers")
+
+
+def test_the_known_driver_comes_first_and_the_unrelated_rating_gets_nothing(store):
+    shop(store)
+    table = drivers.key_drivers(store, bootstrap=100)
+    assert table["label"].tolist() == ["A ticket took over 3 days to resolve", "Contacted support", "Rated Checkout poorly"]
+    slow = table.iloc[0]
+    # Slow-ticket customers: 3 of 4 noise groups are detractors → mean −75; the others +25.
+    assert (slow["n_with"], slow["mean_with"], slow["mean_without"], slow["effect"]) == (100, -75.0, 25.0, -100.0)
+    assert slow["importance_pct"] > 60 and slow["ci_low"] > table.iloc[1]["ci_high"]
+    checkout = table.iloc[2]
+    assert checkout["n_with"] == 80 and checkout["effect"] == pytest.approx(0.0, abs=1e-9)
+    assert checkout["importance_pct"] == pytest.approx(0.0, abs=1e-6)
+    assert table["importance_pct"].sum() == pytest.approx(100.0)
+    # Nobody waited for a first reply or had a ticket reopened: those flags are too rare to judge.
+    assert set(table.attrs["left_out"]) == {"First reply to a ticket took 1–8 h", "First reply to a ticket took over 8 h",
+                                           "A ticket took 1–3 days to resolve", "A ticket was reopened"}
+    assert table.attrs["n"] == N and 0 < table.attrs["r2"] < 1
+
+
+def test_experiences_after_the_answer_or_long_before_it_do_not_count(store):
+    shop(store)
+    # Move the answers 100 days later: every ticket and rating is now outside the 90-day look-back.
+    with store.transaction() as cur:
+        cur.execute("UPDATE responses SET submitted_at = submitted_at + INTERVAL 100 DAY WHERE nps IS NOT NULL")
+    with pytest.raises(TouchpointError, match="nothing to weigh"):
+        drivers.key_drivers(store, bootstrap=10)
+
+
+def test_churn_drivers_find_the_slow_tickets(store):
+    shop(store, churn=True)
+    table = drivers.key_drivers(store, outcome="churn", bootstrap=50)
+    top = table.iloc[0]
+    assert top["label"] == "A ticket took over 3 days to resolve"
+    assert (top["mean_with"], top["mean_without"]) == (100.0, 0.0)  # % churned
+    assert "Gave a detractor score (0–6)" in table["label"].tolist()
+
+
+def test_too_few_customers_is_said_in_words(store):
+    shop(store)
+    with pytest.raises(TouchpointError, match="at least 60 NPS answers"):
+        drivers.key_drivers(store, start="2030-01-01", end="2030-02-01")
+    with pytest.raises(TouchpointError, match="not a driver outcome"):
+        drivers.key_drivers(store, outcome="happiness")
