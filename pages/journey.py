@@ -16,7 +16,7 @@ from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
 from cx.settings import Settings
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, current_settings, get_store,
-                       show_chart, show_error, style_figure, table_download, version)
+                       page_option, show_chart, show_error, style_figure, table_download, version)
 
 FUNNEL_COLOUR = "#0072B2"
 DROPPED_COLOUR = "#BDBDBD"
@@ -102,18 +102,30 @@ def funnel_section() -> None:
     names = catalog["step"].tolist()
     counts = dict(zip(catalog["step"], catalog["customers"]))
     if "journey_steps" not in st.session_state:
-        st.session_state["journey_steps"] = names[:min(5, len(names))]
+        # A link carries the steps (?steps=A&steps=B…), so a shared funnel opens as it was built.
+        from_url = [x for x in st.query_params.get_all("steps") if x in counts][:funnel.MAX_STEPS]
+        unknown = [x for x in st.query_params.get_all("steps") if x not in counts]
+        if unknown:
+            st.info(f"The link's steps {', '.join(repr(x) for x in unknown[:5])} are not in the data; left out.",
+                    icon=":material/link_off:")
+        st.session_state["journey_steps"] = from_url if len(from_url) >= 2 else names[:min(5, len(names))]
     steps = st.multiselect(
         "Steps, in order", names, key="journey_steps", max_selections=funnel.MAX_STEPS,
         format_func=lambda s: f"{s} ({counts.get(s, 0):,} customers)",
         help="Pick 2 to 20 steps in the order customers should take them. The list is in typical journey order.")
+    if st.query_params.get_all("steps") != steps:
+        st.query_params["steps"] = steps
     c1, c2, c3 = st.columns([3, 1, 2])
-    mode = c1.radio("Order", list(MODES), format_func=MODES.get, key="journey_mode", horizontal=True)
-    window = c2.selectbox("Conversion window", WINDOWS, index=WINDOWS.index("14d"), key="journey_window",
-                          help="Measured from the first step. Later conversions count as drop-offs.")
+    with c1:
+        mode = page_option("funnel_mode", list(MODES), "sequential", label="Order", fmt=MODES.get, widget=st.radio,
+                           horizontal=True)
+    with c2:
+        window = page_option("funnel_window", WINDOWS, "14d", label="Conversion window",
+                             help="Measured from the first step. Later conversions count as drop-offs.")
     dims = ["(none)"] + cached_funnel_dims(v)
-    by = c3.selectbox("Break down by", dims, key="journey_by", format_func=dim_label,
-                      help="Each customer is counted under the value on their first step's event (first touch).")
+    with c3:
+        by = page_option("funnel_by", dims, "(none)", label="Break down by", fmt=dim_label,
+                         help="Each customer is counted under the value on their first step's event (first touch).")
     if len(steps) < funnel.MIN_STEPS:
         st.info("Pick at least two steps to see the funnel.", icon=":material/route:")
         return

@@ -33,9 +33,9 @@ def test_journey_page_builds_the_funnel_in_every_order(journey_db):
     assert table["Customers"].tolist() == [10, 9, 6]
     assert table["Median time from previous"].tolist() == ["–", "24.0 h", "24.0 h"]
     assert any("60.0% of the customers who did “A” went on to “C”" in c.value for c in at.caption)
-    at.radio(key="journey_mode").set_value("strict").run()
+    at.radio(key="opt_funnel_mode").set_value("strict").run()
     assert at.dataframe[0].value["Customers"].tolist() == [10, 6, 4]
-    at.radio(key="journey_mode").set_value("any").run()
+    at.radio(key="opt_funnel_mode").set_value("any").run()
     assert at.dataframe[0].value["Customers"].tolist() == [11, 11, 7]
     # Funnel chart and the cohort trend.
     assert len(at.get("plotly_chart")) == 2
@@ -43,7 +43,7 @@ def test_journey_page_builds_the_funnel_in_every_order(journey_db):
 
 def test_breakdown_times_and_dropped_customers(journey_db):
     at = _funnel_page()
-    at.selectbox(key="journey_by").set_value("channel").run()
+    at.selectbox(key="opt_funnel_by").set_value("channel").run()
     table = at.dataframe[0].value
     assert table.groupby("Channel")["Customers"].apply(list).to_dict() == {"app": [5, 4, 3], "web": [5, 5, 3]}
     at.toggle(key="journey_show_times").set_value(True).run()
@@ -53,6 +53,19 @@ def test_breakdown_times_and_dropped_customers(journey_db):
     at.selectbox(key="journey_drop_step").set_value(3).run()
     dropped = at.dataframe[-1].value
     assert dropped["customer_id"].tolist() == ["c3", "c5", "c9"]
+
+
+def test_a_link_reproduces_the_funnel(journey_db):
+    at = run_app({"range": "all", "steps": ["A", "C", "Nope"], "funnel_mode": "strict", "funnel_window": "30d",
+                  "funnel_by": "channel"}, page=PAGE)
+    assert at.multiselect(key="journey_steps").value == ["A", "C"]
+    assert any("'Nope'" in i.value for i in at.info)
+    assert at.radio(key="opt_funnel_mode").value == "strict"
+    assert at.selectbox(key="opt_funnel_window").value == "30d"
+    table = at.dataframe[0].value
+    # Strict A → C: only c3 goes straight from A to C. c8's two attempts both stop at A, so the earlier,
+    # web one counts: web c1–c5, c8; app c6, c7, c9, c11.
+    assert table.groupby("Channel")["Customers"].apply(list).to_dict() == {"app": [4, 0], "web": [6, 1]}
 
 
 def test_sidebar_dates_and_filters_reach_the_funnel(journey_db):
