@@ -322,6 +322,7 @@ def predict_clv(store: Store, *, unit: str = "week", horizon_months: float = 12,
     bg = fit_bgnbd(rfm["frequency"], rfm["recency"], rfm["T"], unit=unit)
     x, tx, T = rfm["frequency"].to_numpy(float), rfm["recency"].to_numpy(float), rfm["T"].to_numpy(float)
     out = rfm.copy()
+    out.attrs = {}  # what they held is on the result itself
     out["p_alive"] = bg.p_alive(x, tx, T)
     out["expected_purchases"] = bg.expected_purchases(horizon_months * DAYS_PER_MONTH / UNIT_DAYS[unit], x, tx, T)
     gg = None
