@@ -467,9 +467,16 @@ def historical_clv(store: Store, *, start: date | None = None, end: date | None 
     return out
 
 
-def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_only: bool = False) -> pd.DataFrame:
+KNOWN_LOST = """(SELECT customer_id FROM customers
+                 WHERE churned_at IS NOT NULL OR coalesce(churned, false))"""
+
+
+def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_only: bool = False,
+            include_lost: bool = False) -> pd.DataFrame:
     """Customers ranked by expected value lost (``value_at_risk``), with their voice: latest NPS and
-    CSAT, open tickets, last comment. ``detractors_only`` keeps customers whose latest NPS is 0–6."""
+    CSAT, open tickets, last comment. ``detractors_only`` keeps customers whose latest NPS is 0–6.
+    Customers the customer list already marks as churned are left out unless ``include_lost``
+    (there is no saving them; ``known_lost`` says which they are)."""
     cust = result.customers
     if "value_at_risk" not in cust:
         raise NotEnoughOrders("Orders have no amounts, so value at risk cannot be computed.",
@@ -488,22 +495,26 @@ def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_onl
         SELECT customer_id, count(*) FILTER (WHERE resolved_at IS NULL) AS open_tickets, count(*) AS tickets
         FROM tickets WHERE customer_id IS NOT NULL GROUP BY 1)
     SELECT f.*, v.latest_nps, v.latest_csat, coalesce(s.open_tickets, 0) AS open_tickets,
-           coalesce(s.tickets, 0) AS tickets, v.last_comment
+           coalesce(s.tickets, 0) AS tickets, v.last_comment, l.customer_id IS NOT NULL AS known_lost
     FROM clv_frame f LEFT JOIN voice v USING (customer_id) LEFT JOIN support s USING (customer_id)
-    WHERE NOT $detractors OR v.latest_nps <= 6
+         LEFT JOIN {KNOWN_LOST} l USING (customer_id)
+    WHERE (NOT $detractors OR v.latest_nps <= 6) AND ($include_lost OR l.customer_id IS NULL)
     ORDER BY f.value_at_risk DESC, f.customer_id
     LIMIT $limit"""
     with store.cursor() as cur:
         cur.register("clv_frame", frame)
-        out = cur.execute(sql, {"detractors": bool(detractors_only), "limit": int(limit)}).df()
+        out = cur.execute(sql.replace("{KNOWN_LOST}", KNOWN_LOST),
+                          {"detractors": bool(detractors_only), "limit": int(limit),
+                           "include_lost": bool(include_lost)}).df()
         cur.unregister("clv_frame")
     out["open_tickets"] = out["open_tickets"].astype("int64")
     out["tickets"] = out["tickets"].astype("int64")
     return out
 
 
-def value_by_nps(store: Store, result: ClvResult) -> pd.DataFrame:
-    """Per NPS category of the latest answer: customers, total CLV and value at risk, mean P(alive)."""
+def value_by_nps(store: Store, result: ClvResult, *, include_lost: bool = False) -> pd.DataFrame:
+    """Per NPS category of the latest answer: customers, total CLV and value at risk, mean P(alive);
+    customers the customer list marks as churned are left out unless ``include_lost``."""
     cust = result.customers
     if "value_at_risk" not in cust:
         return pd.DataFrame(columns=["nps_category", "customers", "clv", "value_at_risk", "p_alive"])
@@ -514,10 +525,12 @@ def value_by_nps(store: Store, result: ClvResult) -> pd.DataFrame:
     SELECT CASE WHEN l.nps >= 9 THEN 'Promoter (9–10)' WHEN l.nps >= 7 THEN 'Passive (7–8)'
                 WHEN l.nps IS NOT NULL THEN 'Detractor (0–6)' ELSE 'No NPS answer' END AS nps_category,
            count(*) AS customers, sum(f.clv) AS clv, sum(f.value_at_risk) AS value_at_risk, avg(f.p_alive) AS p_alive
-    FROM clv_frame f LEFT JOIN latest l USING (customer_id) GROUP BY 1 ORDER BY 1"""
+    FROM clv_frame f LEFT JOIN latest l USING (customer_id) LEFT JOIN {KNOWN_LOST} k USING (customer_id)
+    WHERE $include_lost OR k.customer_id IS NULL
+    GROUP BY 1 ORDER BY 1"""
     with store.cursor() as cur:
         cur.register("clv_frame", frame)
-        out = cur.execute(sql).df()
+        out = cur.execute(sql.replace("{KNOWN_LOST}", KNOWN_LOST), {"include_lost": bool(include_lost)}).df()
         cur.unregister("clv_frame")
     out["customers"] = out["customers"].astype("int64")
     return out

@@ -22,6 +22,7 @@ CHURN = METRIC_COLOURS["churn_rate"]
 RETENTION = METRIC_COLOURS["retention_rate"]
 CLV = METRIC_COLOURS["clv_historical"]
 GREY = "#8C8C8C"
+NPS_ORDER = ["Detractor (0–6)", "Passive (7–8)", "Promoter (9–10)", "No NPS answer"]
 SOURCE_WORDS = {
     "dates": "customers' signup and churn dates",
     "tenure": "customers' tenure and churned flag (no dates, so no calendar trend or cohorts)",
@@ -81,7 +82,9 @@ def _historical(v: int, start, end, by: str | None, where: tuple):
 @st.cache_data(show_spinner=False, max_entries=16)
 def _at_risk(v: int, horizon: float, discount: float, where: tuple, detractors: bool):
     result = _clv(v, horizon, discount, where)
-    return clv.at_risk(get_store(), result, limit=500, detractors_only=detractors), clv.value_by_nps(get_store(), result)
+    store = get_store()
+    return (clv.at_risk(store, result, limit=500, detractors_only=detractors),
+            clv.value_by_nps(store, result).set_index("nps_category").reindex(NPS_ORDER).dropna(how="all").reset_index())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -149,6 +152,8 @@ with tab_churn:
         try:
             with st.spinner("Counting customers lost per period…"):
                 churn = _churn(v, grain, wide_start, end, where, source, inactivity)
+            # Periods before anyone was a customer have no rate.
+            churn = churn[churn["active"] > 0].reset_index(drop=True) if len(churn) else churn
         except TouchpointError as exc:
             show_error(exc)
             churn = pd.DataFrame()
@@ -204,7 +209,7 @@ with tab_churn:
                       for c in matrix.index]
             z = matrix.to_numpy(float)
             heat = go.Figure(go.Heatmap(
-                z=z, x=[str(c) for c in matrix.columns], y=labels, colorscale="Blues", zmin=0, zmax=100,
+                z=z, x=[str(c) for c in matrix.columns], y=labels, colorscale="Blues", zmin=float(np.floor(np.nanmin(z) / 10) * 10), zmax=100,
                 colorbar=dict(title="%"), text=np.where(np.isnan(z), "", np.vectorize(lambda x: f"{x:.0f}")(np.nan_to_num(z))),
                 texttemplate="%{text}", hovertemplate="%{y}, " + cgrain + " %{x}: %{z:.1f}% retained<extra></extra>"))
             word = "still customers at the end of" if source == "dates" else "buying in"
@@ -305,8 +310,8 @@ with tab_survival:
         table = pd.DataFrame({
             "Group": summ["group"], "Customers": summ["customers"], "Lost": summ["churned"],
             "Lost (%)": summ["churn_pct"].round(1),
-            f"Median stay ({unit}s)": summ["median"],
-            "Median 95% low": summ["median_ci_low"], "Median 95% high": summ["median_ci_high"],
+            f"Median stay ({unit}s)": summ["median"].round(1),
+            "Median 95% low": summ["median_ci_low"].round(1), "Median 95% high": summ["median_ci_high"].round(1),
             f"Still customers at {horizon} {unit}s (%)": (100 * summ["survival_at"]).round(1),
             "95% low (%)": (100 * summ["survival_at_low"]).round(1),
             "95% high (%)": (100 * summ["survival_at_high"]).round(1)})
@@ -337,10 +342,10 @@ with tab_value:
             k1, k2, k3, k4 = st.columns(4)
             k1.metric("Customers modelled", f"{len(cust):,}", border=True,
                       help=f"Every customer with an order up to {result.calibration_end:%d %b %Y}.")
-            k2.metric(f"Expected orders, next {horizon_m} months", f"{cust['expected_purchases'].sum():,.0f}",
+            k2.metric(f"Expected orders ({horizon_m} m)", f"{cust['expected_purchases'].sum():,.0f}",
                       border=True, help="Sum over customers of the BG/NBD expected purchases (same-day orders count once).")
             if "clv" in cust:
-                k3.metric(f"Predicted value, next {horizon_m} months", _money(cust["clv"].sum()), border=True,
+                k3.metric(f"Predicted value ({horizon_m} m)", _money(cust["clv"].sum()), border=True,
                           help=f"Expected purchases × expected spend, discounted at {discount_pct:g}% a month.")
                 k4.metric("Value at risk", _money(cust["value_at_risk"].sum()), border=True,
                           help="Value the customers would bring if still active × the probability they have already "
@@ -453,6 +458,7 @@ with tab_value:
                                  x_title="Repeat orders in the fitting period", y_title="Mean repeat orders afterwards",
                                  height=340)
                     bars.update_layout(barmode="group")
+                    bars.update_xaxes(type="category")
                     show_chart(bars, key="churn_holdout_bars")
                     st.caption("Customer by customer, grouped by how often they had bought: mean orders they then "
                                "placed, against the model's expectation.")
@@ -511,7 +517,8 @@ with tab_risk:
                     "P(active)": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
                     "Last order": st.column_config.DateColumn(format="YYYY-MM-DD")})
                 st.caption("The customers most worth a call: ranked by the value they are likely to take with them, "
-                           "with what they last told us. P(active) comes from their buying rhythm (BG/NBD).")
+                           "with what they last told us. P(active) comes from their buying rhythm (BG/NBD); customers "
+                           "the customer list already marks as churned are left out.")
                 d1, d2 = st.columns([1, 4])
                 with d1:
                     table_download(shown, "touchpoint-at-risk", key="churn_risk_csv")
