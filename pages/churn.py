@@ -129,7 +129,8 @@ with o2:
     inactivity = int(page_option("inactive", [60, 90, 120, 180, 270, 365], 180, label="Lost after (days without an order)",
                                  disabled=source != "orders"))
 with o3:
-    grain = page_option("grain", ["week", "month", "quarter"], "month", label="Churn per", fmt=str.capitalize)
+    grain = page_option("grain", ["week", "month", "quarter"], "month", label="Churn per", fmt=str.capitalize,
+                        disabled=source == "tenure")
 st.caption(f"Lifetimes come from {SOURCE_WORDS[source]}."
            + (f" A customer is lost once {inactivity} days pass after their last order without another; their "
               "lifetime ends at that last order." if source == "orders" else ""))
@@ -246,6 +247,8 @@ with tab_churn:
                     style_figure(trend, title=f"{cgrain.capitalize()}-1 retention by cohort", x_title="Cohort",
                                  y_title="Retained after 1 " + cgrain + " (%)", height=300)
                     trend.update_yaxes(range=[0, 105])
+                    if cgrain == "month":
+                        trend.update_xaxes(tickformat="%b %Y", dtick="M1" if len(p1) <= 12 else "M3")
                     show_chart(trend, key="churn_p1")
                     st.caption("Is onboarding getting better? Each point is one cohort's retention after its first "
                                f"full {cgrain}.")
@@ -316,7 +319,7 @@ with tab_survival:
             "95% low (%)": (100 * summ["survival_at_low"]).round(1),
             "95% high (%)": (100 * summ["survival_at_high"]).round(1)})
         st.dataframe(table, hide_index=True, width="stretch")
-        st.caption("Median stay: when half the group has left (blank when fewer than half have left so far).")
+        st.caption("Median stay: when half the group has left (None while fewer than half have left so far).")
         table_download(table, "touchpoint-survival", key="churn_survival_csv")
 
 # -- customer value -----------------------------------------------------------------------------
