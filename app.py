@@ -16,11 +16,14 @@ overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashbo
 trends = st.Page("pages/trends.py", title="Trends", icon=":material/show_chart:", url_path="trends")
 segments = st.Page("pages/segments.py", title="Segments & channels", icon=":material/grid_view:", url_path="segments")
 journey = st.Page("pages/journey.py", title="Journey", icon=":material/route:", url_path="journey")
+churn = st.Page("pages/churn.py", title="Churn & value", icon=":material/trending_down:", url_path="churn")
 data = st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")
 settings = st.Page("pages/settings.py", title="Settings", icon=":material/tune:", url_path="settings")
-ANALYSIS = {overview.url_path, trends.url_path, segments.url_path, journey.url_path}
+# Analysis pages get the shared sidebar filters; Manage pages do not.
+ANALYSIS_PAGES = [overview, trends, segments, journey, churn]
+ANALYSIS = {p.url_path for p in ANALYSIS_PAGES}
 
-page = st.navigation({"Analysis": [overview, trends, segments, journey], "Manage": [data, settings]})
+page = st.navigation({"Analysis": ANALYSIS_PAGES, "Manage": [data, settings]})
 with st.sidebar:
     if page.url_path in ANALYSIS or page.url_path == "":
         st.session_state["filters"] = sidebar_filters(store)

@@ -185,6 +185,33 @@ def _cmd_funnel(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- churn & value ---------------------------------------------------------------------------------
+@command("clv")
+def _cmd_clv(args: argparse.Namespace) -> int:
+    """Fit BG/NBD + Gamma-Gamma on the orders; with --calibration-end, also the holdout check."""
+    from cx import clv
+    from cx.metrics import _as_date
+    from cx.store import open_store
+
+    store = open_store(args.db)
+    horizon = clv.parse_horizon(args.horizon)
+    # With a calibration end the models are fitted on the calibration period only (as published).
+    cal_end = _as_date(args.calibration_end)
+    result = clv.predict_clv(store, unit=args.unit, horizon_months=horizon, discount=args.discount, as_of=cal_end)
+    if args.format == "csv":
+        cols = ["customer_id", "frequency", "recency", "T", "monetary_value", "p_alive", "expected_purchases",
+                "expected_spend", "clv", "value_at_risk"]
+        _print_frame(result.customers[[c for c in cols if c in result.customers]], "csv")
+        return 0
+    out = result.as_dict()
+    if cal_end:
+        holdout = clv.holdout_check(store, calibration_end=cal_end, unit=args.unit).as_dict()
+        holdout.pop("bgnbd")  # the same fit as above
+        out["holdout"] = holdout
+    _print_json(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cx", description="Touchpoint: CX analytics on a DuckDB store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", metavar="DATE", help="last day of first steps (inclusive), YYYY-MM-DD")
     p.add_argument("--where", action="append", metavar="DIM=VALUE", help="keep first steps where DIM is VALUE (a|b)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p = add("clv", "Predictive CLV: BG/NBD and Gamma-Gamma parameters, log-likelihoods, customers fitted, holdout check.")
+    p.add_argument("--calibration-end", metavar="DATE", help="fit up to this day and compare predictions with later orders")
+    p.add_argument("--unit", choices=["day", "week", "month"], default="week", help="time unit of the parameters (alpha)")
+    p.add_argument("--horizon", default="12m", help="prediction horizon: 12m (months), 26w (weeks), 1y")
+    p.add_argument("--discount", type=float, default=0.01, help="discount rate per month (0.01 = 1%%)")
+    p.add_argument("--format", choices=["json", "csv"], default="json", help="json: the models; csv: one row per customer")
     return parser
 
 
