@@ -16,10 +16,12 @@ overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashbo
 trends = st.Page("pages/trends.py", title="Trends", icon=":material/show_chart:", url_path="trends")
 segments = st.Page("pages/segments.py", title="Segments & channels", icon=":material/grid_view:", url_path="segments")
 data = st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")
+voice_page = st.Page("pages/voice.py", title="Voice of the customer", icon=":material/forum:", url_path="voice")
 settings = st.Page("pages/settings.py", title="Settings", icon=":material/tune:", url_path="settings")
 ANALYSIS = {overview.url_path, trends.url_path, segments.url_path}
+ANALYSIS.add(voice_page.url_path)
 
-page = st.navigation({"Analysis": [overview, trends, segments], "Manage": [data, settings]})
+page = st.navigation({"Analysis": [overview, trends, segments, voice_page], "Manage": [data, settings]})
 with st.sidebar:
     if page.url_path in ANALYSIS or page.url_path == "":
         st.session_state["filters"] = sidebar_filters(store)

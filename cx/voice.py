@@ -959,3 +959,39 @@ def theme_names(store: Store, source: str = "responses") -> list[str]:
             f"SELECT t.theme FROM comment_themes t JOIN ({_current_sql(src)}) c ON c.id = t.id AND c.analysed "
             "WHERE t.source = ? GROUP BY t.theme, t.origin ORDER BY t.origin DESC, count(*) DESC, t.theme",
             [src.table]).fetchall()]
+
+
+def revision(store: Store) -> str:
+    """Changes whenever the stored analysis does (new scores, saved rules): with the data version, the
+    key of every cached view of it."""
+    with store.cursor() as cur:
+        got = cur.execute("SELECT string_agg(value, '|' ORDER BY key) FROM settings "
+                          "WHERE key IN ('voice_state', 'voice_rules', 'voice_error')").fetchone()[0]
+    return hashlib.md5((got or "").encode("utf-8")).hexdigest()
+
+
+def last_error(store: Store) -> str | None:
+    """Why the last scoring after an import failed (None when it did not)."""
+    return store.get_setting("voice_error", None)
+
+
+def describe_models(reports: Sequence[ModelReport]) -> list[str]:
+    """One plain sentence per language: how its comments were scored and how well that agrees."""
+    out = []
+    for r in reports:
+        name = language_name(r.language)
+        if r.method == "learned":
+            out.append(f"{name}: {r.comments:,} comments, scored by a model learned from "
+                       f"{r.negative_labelled + r.positive_labelled:,} of them that carry a low or high score; on "
+                       f"comments it did not learn from it agrees with the customer's own score "
+                       f"{100 * (r.agreement or 0):.1f}% of the time (negative vs positive)"
+                       + (f", {100 * r.agreement_3:.1f}% with a neutral middle." if r.agreement_3 is not None else "."))
+        elif r.method == "lexicon":
+            out.append(f"{name}: {r.comments:,} comments, scored by the VADER lexicon (too few scored comments "
+                       f"to learn from: {r.negative_labelled} low, {r.positive_labelled} high, {MIN_PER_CLASS} of each needed).")
+        elif r.language != UNDETERMINED:
+            out.append(f"{name}: {r.comments:,} comments left unscored ({r.negative_labelled} low and "
+                       f"{r.positive_labelled} high scores; {MIN_PER_CLASS} of each are needed to learn {name}).")
+        else:
+            out.append(f"{r.comments:,} comments without words (numbers, punctuation or symbols only) left unscored.")
+    return out
