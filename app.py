@@ -18,9 +18,10 @@ segments = st.Page("pages/segments.py", title="Segments & channels", icon=":mate
 journey = st.Page("pages/journey.py", title="Journey", icon=":material/route:", url_path="journey")
 churn = st.Page("pages/churn.py", title="Churn & value", icon=":material/trending_down:", url_path="churn")
 data = st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")
+voice_page = st.Page("pages/voice.py", title="Voice of the customer", icon=":material/forum:", url_path="voice")
 settings = st.Page("pages/settings.py", title="Settings", icon=":material/tune:", url_path="settings")
 # Analysis pages get the shared sidebar filters; Manage pages do not.
-ANALYSIS_PAGES = [overview, trends, segments, journey, churn]
+ANALYSIS_PAGES = [overview, trends, segments, journey, churn, voice_page]
 ANALYSIS = {p.url_path for p in ANALYSIS_PAGES}
 
 page = st.navigation({"Analysis": ANALYSIS_PAGES, "Manage": [data, settings]})

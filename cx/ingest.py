@@ -1550,6 +1550,8 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
     except duckdb.Error as exc:
         raise TouchpointError(f"The import of {file_name} failed and was rolled back: {_first_line(exc)}",
                               fix="Nothing was changed. Check the file and try again.") from exc
+    from cx.voice import refresh_after_import  # sentiment and themes of the comments, after the commit
+    refresh_after_import(store, kind)
     note(1.0, "Done")
     return replace(result, notes=tuple(notes))
 

@@ -224,7 +224,25 @@ def _migration_1(cur: duckdb.DuckDBPyConnection) -> None:
     cur.execute("INSERT INTO meta VALUES (0)")
 
 
+def _migration_2(cur: duckdb.DuckDBPyConnection) -> None:
+    """Voice of the customer: sentiment and language per comment, and the themes each comment carries.
+
+    ``source`` is the canonical table, ``id`` its natural key; ``text_hash`` is md5 of the text that was
+    scored, so a score whose row was removed or whose text changed never joins (cx.voice)."""
+    cur.execute(
+        """CREATE TABLE comment_scores (source VARCHAR NOT NULL, id VARCHAR NOT NULL, language VARCHAR,
+            sentiment_label VARCHAR, sentiment_score DOUBLE, unscored_reason VARCHAR, model_version VARCHAR,
+            text_hash VARCHAR NOT NULL, PRIMARY KEY (source, id))"""
+    )
+    cur.execute(
+        """CREATE TABLE comment_themes (source VARCHAR NOT NULL, id VARCHAR NOT NULL, theme VARCHAR NOT NULL,
+            origin VARCHAR NOT NULL, PRIMARY KEY (source, id, theme, origin))"""
+    )
+
+
 MIGRATIONS = {1: _migration_1}
+MIGRATIONS[2] = _migration_2
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 class Store:
