@@ -116,6 +116,8 @@ def test_upload_through_the_data_page_imports_the_file(server, page, tmp_path):
     page.get_by_text("Imported shop-orders.csv as orders").wait_for(timeout=30_000)
     page.get_by_text("row was rejected").wait_for(timeout=30_000)
     _no_exception(page)
+    # The import result is drawn while the page finishes its rerun: wait for its tiles, not a timer.
+    page.get_by_test_id("stMetricLabel").filter(has_text="Added").wait_for(timeout=30_000)
     metrics = dict(zip(page.get_by_test_id("stMetricLabel").all_inner_texts(),
                        page.get_by_test_id("stMetricValue").all_inner_texts()))
     assert metrics["Added"] == "3" and metrics["Rejected"] == "1" and metrics["Rows read"] == "4", metrics
