@@ -31,6 +31,7 @@ from cx.retention import NOT_REVENUE, UNIT_DAYS, _customer_filters
 from cx.store import Store, quote_ident
 
 DAYS_PER_MONTH = 30.4375
+LOG_BOUND = (math.log(1e-4), math.log(1e4))  # every parameter is fitted within 0.0001 … 10,000
 HOLDOUT_BUCKETS = 7  # calibration frequencies 0…6 and "7+", as in Fader, Hardie & Lee's Figure 4
 
 
@@ -132,9 +133,11 @@ def _fit(negll, start: np.ndarray) -> tuple[np.ndarray, float, dict]:
         v = negll(np.exp(z))
         return v if np.isfinite(v) else 1e300
 
+    # Bounded: on data without heterogeneity the likelihood keeps rising as parameters run to infinity.
+    bounds = [(LOG_BOUND[0], LOG_BOUND[1])] * len(start)
     best = None
     for method in ("Nelder-Mead", "L-BFGS-B"):
-        res = optimize.minimize(f, np.log(start) if best is None else best.x, method=method,
+        res = optimize.minimize(f, np.log(start) if best is None else best.x, method=method, bounds=bounds,
                                 options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-10} if method == "Nelder-Mead"
                                 else {"maxiter": 5000})
         if best is None or res.fun <= best.fun:
@@ -158,6 +161,12 @@ def _hessian(f, z: np.ndarray, h: float = 1e-4) -> np.ndarray:
             v = (f(z + ei + ej) - f(z + ei - ej) - f(z - ei + ej) + f(z - ei - ej)) / (4 * h * h)
             out[i, j] = out[j, i] = v
     return out
+
+
+def at_limit(value: float) -> bool:
+    """True when a fitted parameter sits on its bound: the data could not pin it down."""
+    z = math.log(value) if value > 0 else -math.inf
+    return z <= LOG_BOUND[0] + 1e-6 or z >= LOG_BOUND[1] - 1e-6
 
 
 def fit_bgnbd(x, t_x, T, *, unit: str = "week", weights=None) -> BetaGeo:
@@ -325,6 +334,10 @@ def predict_clv(store: Store, *, unit: str = "week", horizon_months: float = 12,
     out.attrs = {}  # what they held is on the result itself
     out["p_alive"] = bg.p_alive(x, tx, T)
     out["expected_purchases"] = bg.expected_purchases(horizon_months * DAYS_PER_MONTH / UNIT_DAYS[unit], x, tx, T)
+    if not np.all(np.isfinite(out["expected_purchases"])) or not np.all(np.isfinite(out["p_alive"])):
+        raise NotEnoughOrders(
+            "The purchase model cannot be fitted reliably on these orders: customers buy too much alike for it to "
+            "tell who is still active.", fix="Import a longer or more varied order history, or widen the filters.")
     gg = None
     repeat_with_amounts = int(((out["frequency"] > 0) & (out["monetary_value"] > 0)).sum())
     if repeat_with_amounts >= 5:

@@ -411,6 +411,10 @@ with tab_value:
                              ("Gamma-Gamma", "gamma", gg.gamma, gg.se.get("gamma"))]
                 st.dataframe(pd.DataFrame(rows, columns=["Model", "Parameter", "Estimate", "Standard error"]),
                              hide_index=True, width="stretch")
+                if any(clv.at_limit(x) for x in (bg.r, bg.alpha, bg.a, bg.b)):
+                    st.warning("A purchase-model parameter reached its limit: customers buy so much alike that the "
+                               "model cannot tell them apart well. Treat P(active) and value at risk with care.",
+                               icon=":material/warning:")
                 st.caption(f"BG/NBD log-likelihood {bg.log_likelihood:,.1f} on {bg.n:,} customers"
                            + (f"; Gamma-Gamma {gg.log_likelihood:,.1f} on {gg.n:,} repeat buyers." if gg else "."))
                 if gg:
@@ -427,6 +431,10 @@ with tab_value:
             try:
                 with st.spinner("Refitting on the earlier period and comparing with what happened…"):
                     hold = _holdout(v, cal, where)
+            except clv.NotEnoughOrders as exc:
+                st.info(f"Too few customers had bought by {cal:%d %b %Y} to check the model ({exc.problem}) "
+                        "Choose a later date.", icon=":material/info:")
+                hold = None
             except TouchpointError as exc:
                 show_error(exc)
                 hold = None
@@ -502,6 +510,9 @@ with tab_risk:
                 show_chart(fig, key="churn_risk_nps")
                 st.caption("Value customers would bring if still active × the probability they have already gone, "
                            f"over the next {horizon_m} months, by their latest NPS answer.")
+            else:
+                st.caption("No survey answers with customer IDs yet: import NPS/CSAT responses and tickets that carry "
+                           "customer IDs to see what these customers told us and the value at risk by NPS category.")
             if risk.empty:
                 st.info("No customers match (no detractor has orders)." if detractors else "No customers to rank.")
             else:

@@ -205,7 +205,11 @@ def test_at_risk_list_links_value_to_voice(store):
     ingest.import_frame(store, "tickets", pd.DataFrame({
         "ticket_id": ["t1"], "customer_id": ["d0"], "created_at": [T("2024-03-02")]}), file_name="tickets")
     result = clv.predict_clv(store, unit="week", horizon_months=12, discount=0.01)
+    # Customers this alike push the likelihood towards infinite parameters: the fit stops at its bounds,
+    # says so, and the predictions stay finite.
+    assert clv.at_limit(result.bgnbd.b) and not clv.at_limit(result.bgnbd.a)
     cust = result.customers.set_index("customer_id")
+    assert np.isfinite(cust[["p_alive", "clv", "value_at_risk"]].to_numpy()).all()
     assert cust.loc["d0", "p_alive"] < 0.5 < cust.loc["c0", "p_alive"]
     assert np.allclose(cust["value_at_risk"], cust["value_if_active"] * (1 - cust["p_alive"]))
     top = clv.at_risk(store, result, limit=3)
