@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from cx import clv, retention
+from cx import clv, retention, stats
 from cx.errors import TouchpointError
 from cx.export import to_xlsx_bytes
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, get_store, page_option, show_chart,
@@ -140,6 +140,14 @@ tab_churn, tab_survival, tab_value, tab_risk = st.tabs(["Churn & retention", "Su
 # -- churn and cohorts ------------------------------------------------------------------------------
 with tab_churn:
     if source == "tenure":
+        overall = _survival(v, None, where, source, inactivity, 24.0, "month", 12.0).summary.iloc[0]
+        lo, hi = stats.wilson_interval(int(overall["churned"]), int(overall["customers"]))
+        k1, k2, k3 = st.columns(3)
+        k1.metric("Customers", f"{int(overall['customers']):,}", border=True)
+        k2.metric("Marked as churned", f"{overall['churn_pct']:.1f}%", border=True,
+                  help=f"{int(overall['churned']):,} customers; 95% interval {100 * lo:.1f}–{100 * hi:.1f}% (Wilson).")
+        k3.metric("Still customers after 12 months", f"{100 * overall['survival_at']:.1f}%", border=True,
+                  help="Kaplan–Meier estimate, counting customers who have not left yet until their current tenure.")
         st.info("These customers have a tenure and a churned flag but no dates, so churn has no calendar trend and "
                 "no signup cohorts. The **Survival** tab shows how long they stay. Import signup and churn dates to "
                 "see churn per period.", icon=":material/info:")
@@ -317,9 +325,11 @@ with tab_survival:
             "Median 95% low": summ["median_ci_low"].round(1), "Median 95% high": summ["median_ci_high"].round(1),
             f"Still customers at {horizon} {unit}s (%)": (100 * summ["survival_at"]).round(1),
             "95% low (%)": (100 * summ["survival_at_low"]).round(1),
-            "95% high (%)": (100 * summ["survival_at_high"]).round(1)})
+            "95% high (%)": (100 * summ["survival_at_high"]).round(1),
+            "Low n": summ["customers"] < settings.min_n})
         st.dataframe(table, hide_index=True, width="stretch")
-        st.caption("Median stay: when half the group has left (None while fewer than half have left so far).")
+        st.caption("Median stay: when half the group has left (None while fewer than half have left so far). "
+                   f"Low n: fewer than {settings.min_n} customers, so the curve is rough.")
         table_download(table, "touchpoint-survival", key="churn_survival_csv")
 
 # -- customer value -----------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def test_tenure_only_customers_show_survival_and_explain_the_missing_trend(app_s
     assert not at.error, [e.value for e in at.error]
     text = _texts(at)
     assert "no calendar trend" in text
+    assert {m.label: m.value for m in at.metric}["Marked as churned"] == "25.0%"  # 10 of 40
     assert "Customer lifetime value needs **orders**" in text
     table = next(d.value for d in at.dataframe if "Group" in d.value).set_index("Group")
     assert table.loc["Month-to-month", "Lost"] == 10 and table.loc["One year", "Lost"] == 0
