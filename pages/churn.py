@@ -131,7 +131,8 @@ with o2:
 with o3:
     grain = page_option("grain", ["week", "month", "quarter"], "month", label="Churn per", fmt=str.capitalize,
                         disabled=source == "tenure")
-st.caption(f"Lifetimes come from {SOURCE_WORDS[source]}."
+st.caption(f"Lifetimes come from {SOURCE_WORDS[source]}. The date range sets the churn trend, the cohorts and "
+           "historical value; survival and predicted value use each customer's whole history up to the latest data."
            + (f" A customer is lost once {inactivity} days pass after their last order without another; their "
               "lifetime ends at that last order." if source == "orders" else ""))
 
