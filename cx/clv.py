@@ -179,7 +179,8 @@ def fit_bgnbd(x, t_x, T, *, unit: str = "week", weights=None) -> BetaGeo:
     scale = max(float(np.mean(T)), 1e-6)
     params, ll, se = _fit(lambda p: -bgnbd_log_likelihood(p, x, t_x, T, weights), np.array([1.0, scale, 1.0, 1.0]))
     r, alpha, a, b = params
-    return BetaGeo(float(r), float(alpha), float(a), float(b), ll, int(len(x) if weights is None else np.sum(weights)), unit,
+    n = int(len(x) if weights is None else np.sum(weights))
+    return BetaGeo(float(r), float(alpha), float(a), float(b), ll, n, unit,
                    se={k: float(v) for k, v in zip(("r", "alpha", "a", "b"), se)})
 
 
@@ -191,7 +192,8 @@ def fit_gamma_gamma(x, m, *, weights=None) -> GammaGamma:
     if len(x) < 5:
         raise NotEnoughOrders(f"The spend model needs at least 5 repeat buyers with amounts (found {len(x)}).",
                               fix="Import orders with amounts and more history.")
-    params, ll, se = _fit(lambda p: -gamma_gamma_log_likelihood(p, x, m, weights), np.array([1.0, 1.0, float(np.mean(m))]))
+    params, ll, se = _fit(lambda p: -gamma_gamma_log_likelihood(p, x, m, weights),
+                          np.array([1.0, 1.0, float(np.mean(m))]))
     corr = float(np.corrcoef(x, m)[0, 1]) if len(x) > 2 and np.std(x) > 0 and np.std(m) > 0 else math.nan
     return GammaGamma(*(float(v) for v in params), ll, int(len(x)), corr,
                       se={k: float(v) for k, v in zip(("p", "q", "gamma"), se)})
@@ -343,7 +345,8 @@ def predict_clv(store: Store, *, unit: str = "week", horizon_months: float = 12,
     repeat_with_amounts = int(((out["frequency"] > 0) & (out["monetary_value"] > 0)).sum())
     if repeat_with_amounts >= 5:
         gg = fit_gamma_gamma(x, out["monetary_value"].to_numpy(float))
-        out["expected_spend"] = gg.expected_spend(x, out["monetary_value"].where(out["frequency"] > 0, 0).to_numpy(float))
+        mean_spend = out["monetary_value"].where(out["frequency"] > 0, 0).to_numpy(float)
+        out["expected_spend"] = gg.expected_spend(x, mean_spend)
         out["clv"] = discounted_value(bg, x, tx, T, out["expected_spend"], horizon_months=horizon_months,
                                       discount=discount)
         out["value_if_active"] = out["clv"] / out["p_alive"].clip(lower=1e-12)

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from cx import clv, retention, stats
 from cx.errors import TouchpointError
@@ -84,7 +83,8 @@ def _at_risk(v: int, horizon: float, discount: float, where: tuple, detractors: 
     result = _clv(v, horizon, discount, where)
     store = get_store()
     return (clv.at_risk(store, result, limit=500, detractors_only=detractors),
-            clv.value_by_nps(store, result).set_index("nps_category").reindex(NPS_ORDER).dropna(how="all").reset_index())
+            clv.value_by_nps(store, result).set_index("nps_category").reindex(NPS_ORDER).dropna(how="all")
+            .reset_index())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -126,7 +126,8 @@ with o1:
                          fmt=lambda s: {"dates": "Churn dates (subscriptions)", "tenure": "Tenure + churned flag",
                                         "orders": "No purchase for a while (orders)"}[s])
 with o2:
-    inactivity = int(page_option("inactive", [60, 90, 120, 180, 270, 365], 180, label="Lost after (days without an order)",
+    inactivity = int(page_option("inactive", [60, 90, 120, 180, 270, 365], 180,
+                                 label="Lost after (days without an order)",
                                  disabled=source != "orders"))
 with o3:
     grain = page_option("grain", ["week", "month", "quarter"], "month", label="Churn per", fmt=str.capitalize,
@@ -146,7 +147,8 @@ with tab_churn:
         k1, k2, k3 = st.columns(3)
         k1.metric("Customers", f"{int(overall['customers']):,}", border=True)
         k2.metric("Marked as churned", f"{overall['churn_pct']:.1f}%", border=True,
-                  help=f"{int(overall['churned']):,} customers; 95% interval {100 * lo:.1f}–{100 * hi:.1f}% (Wilson).")
+                  help=f"{int(overall['churned']):,} customers; 95% interval {100 * lo:.1f}–{100 * hi:.1f}% "
+                       "(Wilson).")
         k3.metric("Still customers after 12 months", f"{100 * overall['survival_at']:.1f}%", border=True,
                   help="Kaplan–Meier estimate, counting customers who have not left yet until their current tenure.")
         st.info("These customers have a tenure and a churned flag but no dates, so churn has no calendar trend and "
@@ -189,7 +191,8 @@ with tab_churn:
                                      showlegend=False, name="95% band"))
             fig.add_trace(go.Scatter(x=churn["period"], y=churn["churn_pct"], mode="lines+markers", name="Churn rate",
                                      line=dict(color=CHURN, width=2.5), customdata=churn[["lost", "active"]].to_numpy(),
-                                     hovertemplate="%{y:.2f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>"))
+                                     hovertemplate="%{y:.2f}% (%{customdata[0]:,} of %{customdata[1]:,})"
+                                                   "<extra></extra>"))
             style_figure(fig, title=f"Churn rate per {grain}", x_title=grain.capitalize(), y_title="Churn rate (%)",
                          height=340)
             fig.update_yaxes(rangemode="tozero")
@@ -219,8 +222,9 @@ with tab_churn:
                       for c in matrix.index]
             z = matrix.to_numpy(float)
             heat = go.Figure(go.Heatmap(
-                z=z, x=[str(c) for c in matrix.columns], y=labels, colorscale="Blues", zmin=float(np.floor(np.nanmin(z) / 10) * 10), zmax=100,
-                colorbar=dict(title="%"), text=np.where(np.isnan(z), "", np.vectorize(lambda x: f"{x:.0f}")(np.nan_to_num(z))),
+                z=z, x=[str(c) for c in matrix.columns], y=labels, colorscale="Blues",
+                zmin=float(np.floor(np.nanmin(z) / 10) * 10), zmax=100, colorbar=dict(title="%"),
+                text=np.where(np.isnan(z), "", np.vectorize(lambda x: f"{x:.0f}")(np.nan_to_num(z))),
                 texttemplate="%{text}", hovertemplate="%{y}, " + cgrain + " %{x}: %{z:.1f}% retained<extra></extra>"))
             word = "still customers at the end of" if source == "dates" else "buying in"
             style_figure(heat, title=f"Cohort retention: % of each {cgrain}'s new customers {word} each {cgrain} since",
@@ -296,7 +300,6 @@ with tab_survival:
             colour = GREY if g in ("Other", "No NPS answer", "No tickets") else SERIES_COLOURS[i % len(SERIES_COLOURS)]
             if split == "(none)":
                 colour = RETENTION
-            t = np.repeat(sub["time"].to_numpy(), 2)[1:]
             fig.add_trace(go.Scatter(x=list(sub["time"]) + list(sub["time"][::-1]),
                                      y=list(100 * sub["ci_high"]) + list(100 * sub["ci_low"][::-1]), fill="toself",
                                      fillcolor=colour, opacity=0.12, line=dict(width=0, shape="hv"), hoverinfo="skip",
@@ -306,7 +309,8 @@ with tab_survival:
                                      customdata=sub[["at_risk"]].to_numpy(),
                                      hovertemplate=f"{g}: %{{y:.1f}}% still customers after %{{x:.0f}} {unit}s "
                                                    "(%{customdata[0]:,} at risk)<extra></extra>"))
-        style_figure(fig, title="How long customers stay (Kaplan–Meier)", x_title=f"{unit.capitalize()}s since joining",
+        style_figure(fig, title="How long customers stay (Kaplan–Meier)",
+                     x_title=f"{unit.capitalize()}s since joining",
                      y_title="Still customers (%)", height=420)
         fig.update_yaxes(range=[0, 102])
         fig.update_layout(hovermode="closest")
@@ -343,7 +347,8 @@ with tab_value:
         with c1:
             horizon_m = int(page_option("horizon", [3, 6, 12, 24, 36], 12, label="Horizon (months)"))
         with c2:
-            discount_pct = float(st.number_input("Discount rate (% per month)", 0.0, 10.0, 1.0, 0.25, key="churn_discount"))
+            discount_pct = float(st.number_input("Discount rate (% per month)", 0.0, 10.0, 1.0, 0.25,
+                                                 key="churn_discount"))
         try:
             with st.spinner("Fitting the purchase (BG/NBD) and spend (Gamma-Gamma) models…"):
                 result = _clv(v, float(horizon_m), discount_pct / 100, where)
@@ -357,7 +362,8 @@ with tab_value:
             k1.metric("Customers modelled", f"{len(cust):,}", border=True,
                       help=f"Every customer with an order up to {result.calibration_end:%d %b %Y}.")
             k2.metric(f"Expected orders ({horizon_m} m)", f"{cust['expected_purchases'].sum():,.0f}",
-                      border=True, help="Sum over customers of the BG/NBD expected purchases (same-day orders count once).")
+                      border=True,
+                      help="Sum over customers of the BG/NBD expected purchases (same-day orders count once).")
             if "clv" in cust:
                 k3.metric(f"Predicted value ({horizon_m} m)", _money(cust["clv"].sum()), border=True,
                           help=f"Expected purchases × expected spend, discounted at {discount_pct:g}% a month.")
@@ -383,7 +389,8 @@ with tab_value:
                     hist.update_layout(hovermode="closest")
                     show_chart(hist, key="churn_clv_hist")
                     top10 = cust["clv"].nlargest(max(1, len(cust) // 10)).sum() / max(cust["clv"].sum(), 1e-9)
-                    st.caption(f"Value is concentrated: the top 10% of customers hold {top10:.0%} of the predicted value.")
+                    st.caption(f"Value is concentrated: the top 10% of customers hold {top10:.0%} of the "
+                               "predicted value.")
                 with right:
                     dims = [d for d in get_store().dimensions("customers") if d in _splits(v)]
                     if dims:
@@ -415,7 +422,8 @@ with tab_value:
 
             with st.expander("Model parameters and checks", expanded=False):
                 bg, gg = result.bgnbd, result.gamma_gamma
-                rows = [("BG/NBD", "r", bg.r, bg.se.get("r")), ("BG/NBD", "alpha (weeks)", bg.alpha, bg.se.get("alpha")),
+                rows = [("BG/NBD", "r", bg.r, bg.se.get("r")),
+                        ("BG/NBD", "alpha (weeks)", bg.alpha, bg.se.get("alpha")),
                         ("BG/NBD", "a", bg.a, bg.se.get("a")), ("BG/NBD", "b", bg.b, bg.se.get("b"))]
                 if gg:
                     rows += [("Gamma-Gamma", "p", gg.p, gg.se.get("p")), ("Gamma-Gamma", "q", gg.q, gg.se.get("q")),
@@ -432,7 +440,8 @@ with tab_value:
                     corr = gg.frequency_spend_corr
                     verdict = ("weak, so the spend model's assumption holds well enough" if abs(corr) < 0.3 else
                                "not weak: the spend model assumes none, so treat predicted value with care")
-                    st.caption(f"Correlation between how often and how much repeat buyers spend: {corr:.2f} — {verdict}.")
+                    st.caption(f"Correlation between how often and how much repeat buyers spend: {corr:.2f} — "
+                               f"{verdict}.")
 
             st.subheader("Can we trust the predictions?")
             default_cal = _default_calibration(v)

@@ -78,8 +78,8 @@ def test_orders_only_use_inactivity_and_still_give_value(app_store_path):
             for i in range(10) for k in range(9)]
     rows += [(f"d{j}-{k}", f"d{j}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=7 * k), 100.0)
              for j in range(2) for k in range(9)]
-    ingest.import_frame(store, "orders", pd.DataFrame(rows, columns=["order_id", "customer_id", "ordered_at", "amount"]),
-                        file_name="orders")
+    frame = pd.DataFrame(rows, columns=["order_id", "customer_id", "ordered_at", "amount"])
+    ingest.import_frame(store, "orders", frame, file_name="orders")
     at = run_app({"range": "all", "inactive": "90"}, page=PAGE)
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key="opt_source").value == "orders"

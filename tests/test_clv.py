@@ -32,7 +32,8 @@ def test_bgnbd_log_likelihood_of_three_customers_by_hand():
     # c3: x = 3, t_x = 8, T = 10. B(a, b+3)/B(a, b) = b(b+1)(b+2)/((a+b)(a+b+1)(a+b+2));
     # B(a+1, b+2)/B(a, b) = a·b(b+1)/(same); Γ(3.5)/Γ(0.5) = 2.5 · 1.5 · 0.5 = 1.875
     den = 3.3 * 4.3 * 5.3
-    l3 = (2.5 * 3.5 * 4.5 / den) * 1.875 * math.sqrt(2) / 12 ** 3.5 + (0.8 * 2.5 * 3.5 / den) * 1.875 * math.sqrt(2) / 10 ** 3.5
+    l3 = ((2.5 * 3.5 * 4.5 / den) * 1.875 * math.sqrt(2) / 12 ** 3.5
+          + (0.8 * 2.5 * 3.5 / den) * 1.875 * math.sqrt(2) / 10 ** 3.5)
     expected = math.log(l1) + math.log(l2) + math.log(l3)
     assert math.log(l2) == pytest.approx(-3.70703, abs=1e-5)  # 0.012887 + 0.011664
     got = clv.bgnbd_log_likelihood((r, alpha, a, b), [0, 1, 3], [0, 4, 8], [10, 10, 10])
