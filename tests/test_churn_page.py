@@ -93,3 +93,22 @@ def test_orders_only_use_inactivity_and_still_give_value(app_store_path):
     survival = next(d.value for d in at.dataframe if "Group" in d.value).set_index("Group")
     # With a 90-day threshold only d0 and d1 (last order 26 Feb, data to 26 Sep) are lost.
     assert survival.loc["All customers", ["Customers", "Lost"]].tolist() == [12, 2]
+
+
+def test_the_shared_segment_filter_narrows_survival_and_the_at_risk_list(app_store_path):
+    store = open_store(app_store_path)
+    demo.load_demo(store, scale=0.2)
+    with store.cursor() as cur:
+        smb = cur.execute("SELECT count(*) FROM customers WHERE segment = 'SMB'").fetchone()[0]
+    at = run_app({"range": "all", "f.segment": "SMB"}, page=PAGE)
+    assert not at.error, [e.value for e in at.error]
+    survival = next(d.value for d in at.dataframe if "Group" in d.value)
+    assert survival["Customers"].sum() == smb
+    at.toggle(key="churn_detractors").set_value(True).run()
+    assert not at.exception, at.exception
+    risk = next(d.value for d in at.dataframe if "Latest NPS" in d.value)
+    assert len(risk) > 0 and (risk["Latest NPS"] <= 6).all()
+    with store.cursor() as cur:
+        segments = cur.execute("SELECT DISTINCT segment FROM customers WHERE list_contains(?, customer_id)",
+                               [risk["Customer"].tolist()]).fetchall()
+    assert segments == [("SMB",)]
