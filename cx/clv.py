@@ -269,7 +269,9 @@ class ClvResult:
     """Predictive CLV: the fitted models and one row per customer (``customers``: the RFM summary plus
     ``p_alive``, ``expected_purchases`` and ``expected_spend`` over the horizon, ``clv`` (discounted
     expected value), ``value_if_active`` (= clv / p_alive) and ``value_at_risk``
-    (= value_if_active × (1 − p_alive), the value lost if the customer has already gone))."""
+    (= value_if_active × (1 − p_alive), the value lost if the customer has already gone), and
+    ``known_lost``: the customer list says they churned by the as-of day, so their P(alive), expected
+    purchases, value and value at risk are 0 whatever their buying rhythm suggests)."""
 
     bgnbd: BetaGeo
     gamma_gamma: GammaGamma | None
@@ -304,6 +306,15 @@ def parse_horizon(text: str | float) -> float:
     if not 0 < months <= 120:
         raise TouchpointError(f"A horizon of {text} is outside 1 day to 10 years.", fix="Choose e.g. 12m.")
     return months
+
+
+def _known_lost(store: Store, as_of: date) -> set[str]:
+    """Customers the customer list marks as churned by ``as_of`` (a churn date, or a churned flag)."""
+    with store.cursor() as cur:
+        rows = cur.execute(
+            "SELECT customer_id FROM customers WHERE (churned_at IS NOT NULL AND CAST(churned_at AS DATE) <= ?) "
+            "OR (churned_at IS NULL AND coalesce(churned, false))", [as_of]).fetchall()
+    return {r[0] for r in rows}
 
 
 def discounted_value(bg: BetaGeo, x, t_x, T, spend, *, horizon_months: float, discount: float) -> np.ndarray:
@@ -351,6 +362,11 @@ def predict_clv(store: Store, *, unit: str = "week", horizon_months: float = 12,
                                       discount=discount)
         out["value_if_active"] = out["clv"] / out["p_alive"].clip(lower=1e-12)
         out["value_at_risk"] = out["value_if_active"] * (1 - out["p_alive"])
+    out["known_lost"] = out["customer_id"].isin(_known_lost(store, rfm.attrs["calibration_end"]))
+    gone = out["known_lost"].to_numpy()
+    for col in ("p_alive", "expected_purchases", "clv", "value_at_risk"):
+        if col in out:
+            out.loc[gone, col] = 0.0
     return ClvResult(bg, gg, out, float(horizon_months), float(discount), rfm.attrs["calibration_end"],
                      list(rfm.attrs["ignored_filters"]))
 
@@ -484,10 +500,6 @@ def historical_clv(store: Store, *, start: date | None = None, end: date | None 
     return out
 
 
-KNOWN_LOST = """(SELECT customer_id FROM customers
-                 WHERE churned_at IS NOT NULL OR coalesce(churned, false))"""
-
-
 def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_only: bool = False,
             include_lost: bool = False) -> pd.DataFrame:
     """Customers ranked by expected value lost (``value_at_risk``), with their voice: latest NPS and
@@ -499,7 +511,7 @@ def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_onl
         raise NotEnoughOrders("Orders have no amounts, so value at risk cannot be computed.",
                               fix="Import orders with an amount column.")
     frame = cust[["customer_id", "orders", "revenue", "p_alive", "expected_purchases", "clv", "value_if_active",
-                  "value_at_risk"]].copy()
+                  "value_at_risk", "known_lost"]].copy()
     frame["last_purchase"] = cust["first_purchase"] + pd.to_timedelta(cust["recency"] * UNIT_DAYS[result.bgnbd.unit],
                                                                       unit="D")
     sql = """
@@ -512,16 +524,14 @@ def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_onl
         SELECT customer_id, count(*) FILTER (WHERE resolved_at IS NULL) AS open_tickets, count(*) AS tickets
         FROM tickets WHERE customer_id IS NOT NULL GROUP BY 1)
     SELECT f.*, v.latest_nps, v.latest_csat, coalesce(s.open_tickets, 0) AS open_tickets,
-           coalesce(s.tickets, 0) AS tickets, v.last_comment, l.customer_id IS NOT NULL AS known_lost
+           coalesce(s.tickets, 0) AS tickets, v.last_comment
     FROM clv_frame f LEFT JOIN voice v USING (customer_id) LEFT JOIN support s USING (customer_id)
-         LEFT JOIN {KNOWN_LOST} l USING (customer_id)
-    WHERE (NOT $detractors OR v.latest_nps <= 6) AND ($include_lost OR l.customer_id IS NULL)
+    WHERE (NOT $detractors OR v.latest_nps <= 6) AND ($include_lost OR NOT f.known_lost)
     ORDER BY f.value_at_risk DESC, f.customer_id
     LIMIT $limit"""
     with store.cursor() as cur:
         cur.register("clv_frame", frame)
-        out = cur.execute(sql.replace("{KNOWN_LOST}", KNOWN_LOST),
-                          {"detractors": bool(detractors_only), "limit": int(limit),
+        out = cur.execute(sql, {"detractors": bool(detractors_only), "limit": int(limit),
                            "include_lost": bool(include_lost)}).df()
         cur.unregister("clv_frame")
     out["open_tickets"] = out["open_tickets"].astype("int64")
@@ -535,19 +545,19 @@ def value_by_nps(store: Store, result: ClvResult, *, include_lost: bool = False)
     cust = result.customers
     if "value_at_risk" not in cust:
         return pd.DataFrame(columns=["nps_category", "customers", "clv", "value_at_risk", "p_alive"])
-    frame = cust[["customer_id", "clv", "value_at_risk", "p_alive"]]
+    frame = cust[["customer_id", "clv", "value_at_risk", "p_alive", "known_lost"]]
     sql = """
     WITH latest AS (SELECT customer_id, arg_max(nps, submitted_at) AS nps FROM responses
                     WHERE nps IS NOT NULL AND customer_id IS NOT NULL GROUP BY 1)
     SELECT CASE WHEN l.nps >= 9 THEN 'Promoter (9–10)' WHEN l.nps >= 7 THEN 'Passive (7–8)'
                 WHEN l.nps IS NOT NULL THEN 'Detractor (0–6)' ELSE 'No NPS answer' END AS nps_category,
            count(*) AS customers, sum(f.clv) AS clv, sum(f.value_at_risk) AS value_at_risk, avg(f.p_alive) AS p_alive
-    FROM clv_frame f LEFT JOIN latest l USING (customer_id) LEFT JOIN {KNOWN_LOST} k USING (customer_id)
-    WHERE $include_lost OR k.customer_id IS NULL
+    FROM clv_frame f LEFT JOIN latest l USING (customer_id)
+    WHERE $include_lost OR NOT f.known_lost
     GROUP BY 1 ORDER BY 1"""
     with store.cursor() as cur:
         cur.register("clv_frame", frame)
-        out = cur.execute(sql.replace("{KNOWN_LOST}", KNOWN_LOST), {"include_lost": bool(include_lost)}).df()
+        out = cur.execute(sql, {"include_lost": bool(include_lost)}).df()
         cur.unregister("clv_frame")
     out["customers"] = out["customers"].astype("int64")
     return out

@@ -261,7 +261,7 @@ with tab_churn:
                                  y_title="Retained after 1 " + cgrain + " (%)", height=300)
                     trend.update_yaxes(range=[0, 105])
                     if cgrain == "month":
-                        trend.update_xaxes(tickformat="%b %Y", dtick="M1" if len(p1) <= 12 else "M3")
+                        trend.update_xaxes(tickformat="%b %Y", dtick="M1" if len(p1) <= 6 else "M3")
                     show_chart(trend, key="churn_p1")
                     st.caption("Is onboarding getting better? Each point is one cohort's retention after its first "
                                f"full {cgrain}.")
@@ -374,8 +374,11 @@ with tab_value:
                 k3.metric("Predicted value", "–", border=True, help="Orders have no amounts.")
                 st.caption("Orders have no amounts: expected purchases only, no value.")
             alive = cust["p_alive"]
+            lost_known = int(cust["known_lost"].sum())
             st.caption(f"Median probability a customer is still active: {alive.median():.0%}; "
-                       f"{(alive < 0.5).mean():.0%} of customers are more likely gone than not.")
+                       f"{(alive < 0.5).mean():.0%} of customers are more likely gone than not"
+                       + (f", including {lost_known:,} the customer list marks as churned (they count for nothing "
+                          "from here on)." if lost_known else "."))
             if "clv" in cust:
                 left, right = st.columns(2)
                 with left:
