@@ -315,7 +315,9 @@ with tab_survival:
         fig.update_yaxes(range=[0, 102])
         fig.update_layout(hovermode="closest")
         show_chart(fig, key="churn_km")
-        what = splits.get(split, "groups").lower() if split != "(none)" else "groups"
+        what = splits.get(split, "groups") if split != "(none)" else "groups"
+        if not what[:3].isupper():  # "Plan" → "plan", but "NPS category" stays
+            what = what[0].lower() + what[1:]
         st.caption("Share of customers still with us after each time since joining, with 95% bands; customers "
                    "who have not left yet count until today (censored). " + retention.describe_test(
                        surv.test, settings.alpha, what=f"{what} groups" if split != "(none)" else "groups"))
