@@ -31,6 +31,7 @@ from cx.retention import NOT_REVENUE, UNIT_DAYS, _customer_filters
 from cx.store import Store, quote_ident
 
 DAYS_PER_MONTH = 30.4375
+LOG_BOUND = (math.log(1e-4), math.log(1e4))  # every parameter is fitted within 0.0001 … 10,000
 HOLDOUT_BUCKETS = 7  # calibration frequencies 0…6 and "7+", as in Fader, Hardie & Lee's Figure 4
 
 
@@ -132,11 +133,14 @@ def _fit(negll, start: np.ndarray) -> tuple[np.ndarray, float, dict]:
         v = negll(np.exp(z))
         return v if np.isfinite(v) else 1e300
 
+    # Bounded: on data without heterogeneity the likelihood keeps rising as parameters run to infinity.
+    bounds = [(LOG_BOUND[0], LOG_BOUND[1])] * len(start)
+    # Quasi-Newton gets close in ~100 evaluations; the simplex then polishes without trusting gradients.
     best = None
-    for method in ("Nelder-Mead", "L-BFGS-B"):
-        res = optimize.minimize(f, np.log(start) if best is None else best.x, method=method,
-                                options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-10} if method == "Nelder-Mead"
-                                else {"maxiter": 5000})
+    for method in ("L-BFGS-B", "Nelder-Mead"):
+        res = optimize.minimize(f, np.log(start) if best is None else best.x, method=method, bounds=bounds,
+                                options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-7} if method == "Nelder-Mead"
+                                else {"maxiter": 2000})
         if best is None or res.fun <= best.fun:
             best = res
     z = best.x
@@ -160,6 +164,12 @@ def _hessian(f, z: np.ndarray, h: float = 1e-4) -> np.ndarray:
     return out
 
 
+def at_limit(value: float) -> bool:
+    """True when a fitted parameter sits on its bound: the data could not pin it down."""
+    z = math.log(value) if value > 0 else -math.inf
+    return z <= LOG_BOUND[0] + 1e-6 or z >= LOG_BOUND[1] - 1e-6
+
+
 def fit_bgnbd(x, t_x, T, *, unit: str = "week", weights=None) -> BetaGeo:
     """Fit BG/NBD by maximum likelihood to per-customer (x, t_x, T) in ``unit``."""
     x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
@@ -169,7 +179,8 @@ def fit_bgnbd(x, t_x, T, *, unit: str = "week", weights=None) -> BetaGeo:
     scale = max(float(np.mean(T)), 1e-6)
     params, ll, se = _fit(lambda p: -bgnbd_log_likelihood(p, x, t_x, T, weights), np.array([1.0, scale, 1.0, 1.0]))
     r, alpha, a, b = params
-    return BetaGeo(float(r), float(alpha), float(a), float(b), ll, int(len(x) if weights is None else np.sum(weights)), unit,
+    n = int(len(x) if weights is None else np.sum(weights))
+    return BetaGeo(float(r), float(alpha), float(a), float(b), ll, n, unit,
                    se={k: float(v) for k, v in zip(("r", "alpha", "a", "b"), se)})
 
 
@@ -181,7 +192,8 @@ def fit_gamma_gamma(x, m, *, weights=None) -> GammaGamma:
     if len(x) < 5:
         raise NotEnoughOrders(f"The spend model needs at least 5 repeat buyers with amounts (found {len(x)}).",
                               fix="Import orders with amounts and more history.")
-    params, ll, se = _fit(lambda p: -gamma_gamma_log_likelihood(p, x, m, weights), np.array([1.0, 1.0, float(np.mean(m))]))
+    params, ll, se = _fit(lambda p: -gamma_gamma_log_likelihood(p, x, m, weights),
+                          np.array([1.0, 1.0, float(np.mean(m))]))
     corr = float(np.corrcoef(x, m)[0, 1]) if len(x) > 2 and np.std(x) > 0 and np.std(m) > 0 else math.nan
     return GammaGamma(*(float(v) for v in params), ll, int(len(x)), corr,
                       se={k: float(v) for k, v in zip(("p", "q", "gamma"), se)})
@@ -257,7 +269,9 @@ class ClvResult:
     """Predictive CLV: the fitted models and one row per customer (``customers``: the RFM summary plus
     ``p_alive``, ``expected_purchases`` and ``expected_spend`` over the horizon, ``clv`` (discounted
     expected value), ``value_if_active`` (= clv / p_alive) and ``value_at_risk``
-    (= value_if_active × (1 − p_alive), the value lost if the customer has already gone))."""
+    (= value_if_active × (1 − p_alive), the value lost if the customer has already gone), and
+    ``known_lost``: the customer list says they churned by the as-of day, so their P(alive), expected
+    purchases, value and value at risk are 0 whatever their buying rhythm suggests)."""
 
     bgnbd: BetaGeo
     gamma_gamma: GammaGamma | None
@@ -294,6 +308,15 @@ def parse_horizon(text: str | float) -> float:
     return months
 
 
+def _known_lost(store: Store, as_of: date) -> set[str]:
+    """Customers the customer list marks as churned by ``as_of`` (a churn date, or a churned flag)."""
+    with store.cursor() as cur:
+        rows = cur.execute(
+            "SELECT customer_id FROM customers WHERE (churned_at IS NOT NULL AND CAST(churned_at AS DATE) <= ?) "
+            "OR (churned_at IS NULL AND coalesce(churned, false))", [as_of]).fetchall()
+    return {r[0] for r in rows}
+
+
 def discounted_value(bg: BetaGeo, x, t_x, T, spend, *, horizon_months: float, discount: float) -> np.ndarray:
     """Σ over months i ≤ horizon of (expected purchases in month i) × spend / (1 + discount)^i."""
     step = DAYS_PER_MONTH / UNIT_DAYS[bg.unit]
@@ -325,15 +348,25 @@ def predict_clv(store: Store, *, unit: str = "week", horizon_months: float = 12,
     out.attrs = {}  # what they held is on the result itself
     out["p_alive"] = bg.p_alive(x, tx, T)
     out["expected_purchases"] = bg.expected_purchases(horizon_months * DAYS_PER_MONTH / UNIT_DAYS[unit], x, tx, T)
+    if not np.all(np.isfinite(out["expected_purchases"])) or not np.all(np.isfinite(out["p_alive"])):
+        raise NotEnoughOrders(
+            "The purchase model cannot be fitted reliably on these orders: customers buy too much alike for it to "
+            "tell who is still active.", fix="Import a longer or more varied order history, or widen the filters.")
     gg = None
     repeat_with_amounts = int(((out["frequency"] > 0) & (out["monetary_value"] > 0)).sum())
     if repeat_with_amounts >= 5:
         gg = fit_gamma_gamma(x, out["monetary_value"].to_numpy(float))
-        out["expected_spend"] = gg.expected_spend(x, out["monetary_value"].where(out["frequency"] > 0, 0).to_numpy(float))
+        mean_spend = out["monetary_value"].where(out["frequency"] > 0, 0).to_numpy(float)
+        out["expected_spend"] = gg.expected_spend(x, mean_spend)
         out["clv"] = discounted_value(bg, x, tx, T, out["expected_spend"], horizon_months=horizon_months,
                                       discount=discount)
         out["value_if_active"] = out["clv"] / out["p_alive"].clip(lower=1e-12)
         out["value_at_risk"] = out["value_if_active"] * (1 - out["p_alive"])
+    out["known_lost"] = out["customer_id"].isin(_known_lost(store, rfm.attrs["calibration_end"]))
+    gone = out["known_lost"].to_numpy()
+    for col in ("p_alive", "expected_purchases", "clv", "value_at_risk"):
+        if col in out:
+            out.loc[gone, col] = 0.0
     return ClvResult(bg, gg, out, float(horizon_months), float(discount), rfm.attrs["calibration_end"],
                      list(rfm.attrs["ignored_filters"]))
 
@@ -467,10 +500,6 @@ def historical_clv(store: Store, *, start: date | None = None, end: date | None 
     return out
 
 
-KNOWN_LOST = """(SELECT customer_id FROM customers
-                 WHERE churned_at IS NOT NULL OR coalesce(churned, false))"""
-
-
 def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_only: bool = False,
             include_lost: bool = False) -> pd.DataFrame:
     """Customers ranked by expected value lost (``value_at_risk``), with their voice: latest NPS and
@@ -482,7 +511,7 @@ def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_onl
         raise NotEnoughOrders("Orders have no amounts, so value at risk cannot be computed.",
                               fix="Import orders with an amount column.")
     frame = cust[["customer_id", "orders", "revenue", "p_alive", "expected_purchases", "clv", "value_if_active",
-                  "value_at_risk"]].copy()
+                  "value_at_risk", "known_lost"]].copy()
     frame["last_purchase"] = cust["first_purchase"] + pd.to_timedelta(cust["recency"] * UNIT_DAYS[result.bgnbd.unit],
                                                                       unit="D")
     sql = """
@@ -495,16 +524,14 @@ def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_onl
         SELECT customer_id, count(*) FILTER (WHERE resolved_at IS NULL) AS open_tickets, count(*) AS tickets
         FROM tickets WHERE customer_id IS NOT NULL GROUP BY 1)
     SELECT f.*, v.latest_nps, v.latest_csat, coalesce(s.open_tickets, 0) AS open_tickets,
-           coalesce(s.tickets, 0) AS tickets, v.last_comment, l.customer_id IS NOT NULL AS known_lost
+           coalesce(s.tickets, 0) AS tickets, v.last_comment
     FROM clv_frame f LEFT JOIN voice v USING (customer_id) LEFT JOIN support s USING (customer_id)
-         LEFT JOIN {KNOWN_LOST} l USING (customer_id)
-    WHERE (NOT $detractors OR v.latest_nps <= 6) AND ($include_lost OR l.customer_id IS NULL)
+    WHERE (NOT $detractors OR v.latest_nps <= 6) AND ($include_lost OR NOT f.known_lost)
     ORDER BY f.value_at_risk DESC, f.customer_id
     LIMIT $limit"""
     with store.cursor() as cur:
         cur.register("clv_frame", frame)
-        out = cur.execute(sql.replace("{KNOWN_LOST}", KNOWN_LOST),
-                          {"detractors": bool(detractors_only), "limit": int(limit),
+        out = cur.execute(sql, {"detractors": bool(detractors_only), "limit": int(limit),
                            "include_lost": bool(include_lost)}).df()
         cur.unregister("clv_frame")
     out["open_tickets"] = out["open_tickets"].astype("int64")
@@ -518,19 +545,19 @@ def value_by_nps(store: Store, result: ClvResult, *, include_lost: bool = False)
     cust = result.customers
     if "value_at_risk" not in cust:
         return pd.DataFrame(columns=["nps_category", "customers", "clv", "value_at_risk", "p_alive"])
-    frame = cust[["customer_id", "clv", "value_at_risk", "p_alive"]]
+    frame = cust[["customer_id", "clv", "value_at_risk", "p_alive", "known_lost"]]
     sql = """
     WITH latest AS (SELECT customer_id, arg_max(nps, submitted_at) AS nps FROM responses
                     WHERE nps IS NOT NULL AND customer_id IS NOT NULL GROUP BY 1)
     SELECT CASE WHEN l.nps >= 9 THEN 'Promoter (9–10)' WHEN l.nps >= 7 THEN 'Passive (7–8)'
                 WHEN l.nps IS NOT NULL THEN 'Detractor (0–6)' ELSE 'No NPS answer' END AS nps_category,
            count(*) AS customers, sum(f.clv) AS clv, sum(f.value_at_risk) AS value_at_risk, avg(f.p_alive) AS p_alive
-    FROM clv_frame f LEFT JOIN latest l USING (customer_id) LEFT JOIN {KNOWN_LOST} k USING (customer_id)
-    WHERE $include_lost OR k.customer_id IS NULL
+    FROM clv_frame f LEFT JOIN latest l USING (customer_id)
+    WHERE $include_lost OR NOT f.known_lost
     GROUP BY 1 ORDER BY 1"""
     with store.cursor() as cur:
         cur.register("clv_frame", frame)
-        out = cur.execute(sql.replace("{KNOWN_LOST}", KNOWN_LOST), {"include_lost": bool(include_lost)}).df()
+        out = cur.execute(sql, {"include_lost": bool(include_lost)}).df()
         cur.unregister("clv_frame")
     out["customers"] = out["customers"].astype("int64")
     return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -170,7 +170,8 @@ def _group_sql(store: Store, by: str | None, key: str = "c.customer_id") -> tupl
                 f"WHEN v.last_nps IS NOT NULL THEN '{NPS_LABELS[2]}' ELSE '{NPS_LABELS[3]}' END")
         return join, expr
     if by == "support_speed":
-        join = ("LEFT JOIN (SELECT customer_id, max(epoch(first_response_at) - epoch(created_at)) / 3600.0 AS worst_frt "
+        join = ("LEFT JOIN (SELECT customer_id, "
+                "max(epoch(first_response_at) - epoch(created_at)) / 3600.0 AS worst_frt "
                 "FROM tickets WHERE first_response_at IS NOT NULL AND customer_id IS NOT NULL GROUP BY customer_id) "
                 "s ON s.customer_id = " + key)
         expr = ("CASE WHEN s.worst_frt IS NULL THEN 'No tickets' WHEN s.worst_frt > $slow_hours "
@@ -386,7 +387,7 @@ def survival(store: Store, *, by: str | None = None, where: dict | None = None, 
 def describe_test(test: LogRankTest | None, alpha: float = 0.05, what: str = "groups") -> str:
     """The log-rank test in plain words."""
     if test is None:
-        return f"Only one group: nothing to compare."
+        return "Only one group: nothing to compare."
     p = "p < 0.001" if test.p_value < 0.001 else f"p = {test.p_value:.3f}"
     if test.p_value < alpha:
         return (f"The {what} differ in how long customers stay: a log-rank test finds a difference this large "
@@ -457,15 +458,18 @@ def churn_by_period(store: Store, *, grain: str = "month", start: date | None = 
         p = p + _offset(grain)
     if not periods:
         return pd.DataFrame(columns=["period", "active", "lost", "churn_pct", "ci_low", "ci_high", "retention_pct"])
-    cal = pd.DataFrame({"p_start": [x.date() for x in periods], "p_end": [(x + _offset(grain)).date() for x in periods]})
+    cal = pd.DataFrame({"p_start": [x.date() for x in periods],
+                        "p_end": [(x + _offset(grain)).date() for x in periods]})
     with store.cursor() as cur:
         cur.register("calendar_periods", cal)
         out = cur.execute(f"""
             WITH lives AS ({lives})
             -- active at the start of each period, and how many of them churned within it
             SELECT k.p_start AS period,
-                   count(*) FILTER (WHERE l.start_day < k.p_start AND (l.churn_day IS NULL OR l.churn_day >= k.p_start)) AS active,
-                   count(*) FILTER (WHERE l.start_day < k.p_start AND l.churn_day >= k.p_start AND l.churn_day < k.p_end) AS lost
+                   count(*) FILTER (WHERE l.start_day < k.p_start
+                                      AND (l.churn_day IS NULL OR l.churn_day >= k.p_start)) AS active,
+                   count(*) FILTER (WHERE l.start_day < k.p_start
+                                      AND l.churn_day >= k.p_start AND l.churn_day < k.p_end) AS lost
             FROM calendar_periods k CROSS JOIN lives l
             GROUP BY k.p_start ORDER BY k.p_start""", lparams).df()
         cur.unregister("calendar_periods")
@@ -508,7 +512,8 @@ def cohort_retention(store: Store, *, grain: str = "month", start: date | None =
         sql = f"""
         WITH c0 AS (
             SELECT date_trunc('{grain}', c.signup_at)::DATE AS cohort,
-                   CASE WHEN c.churned_at < ? + INTERVAL 1 DAY THEN date_trunc('{grain}', c.churned_at)::DATE END AS churn_p
+                   CASE WHEN c.churned_at < ? + INTERVAL 1 DAY
+                        THEN date_trunc('{grain}', c.churned_at)::DATE END AS churn_p
             FROM customers c WHERE c.signup_at IS NOT NULL AND c.signup_at < ? + INTERVAL 1 DAY{extra})
         -- customers per cohort and the period index in which they churned (NULL: still customers)
         SELECT cohort, {diff.format(a='cohort', b='churn_p')} AS churn_k, count(*) AS n

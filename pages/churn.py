@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from cx import clv, retention
+from cx import clv, retention, stats
 from cx.errors import TouchpointError
 from cx.export import to_xlsx_bytes
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, get_store, page_option, show_chart,
@@ -84,7 +83,8 @@ def _at_risk(v: int, horizon: float, discount: float, where: tuple, detractors: 
     result = _clv(v, horizon, discount, where)
     store = get_store()
     return (clv.at_risk(store, result, limit=500, detractors_only=detractors),
-            clv.value_by_nps(store, result).set_index("nps_category").reindex(NPS_ORDER).dropna(how="all").reset_index())
+            clv.value_by_nps(store, result).set_index("nps_category").reindex(NPS_ORDER).dropna(how="all")
+            .reset_index())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -126,12 +126,14 @@ with o1:
                          fmt=lambda s: {"dates": "Churn dates (subscriptions)", "tenure": "Tenure + churned flag",
                                         "orders": "No purchase for a while (orders)"}[s])
 with o2:
-    inactivity = int(page_option("inactive", [60, 90, 120, 180, 270, 365], 180, label="Lost after (days without an order)",
+    inactivity = int(page_option("inactive", [60, 90, 120, 180, 270, 365], 180,
+                                 label="Lost after (days without an order)",
                                  disabled=source != "orders"))
 with o3:
     grain = page_option("grain", ["week", "month", "quarter"], "month", label="Churn per", fmt=str.capitalize,
                         disabled=source == "tenure")
-st.caption(f"Lifetimes come from {SOURCE_WORDS[source]}."
+st.caption(f"Lifetimes come from {SOURCE_WORDS[source]}. The date range sets the churn trend, the cohorts and "
+           "historical value; survival and predicted value use each customer's whole history up to the latest data."
            + (f" A customer is lost once {inactivity} days pass after their last order without another; their "
               "lifetime ends at that last order." if source == "orders" else ""))
 
@@ -140,6 +142,15 @@ tab_churn, tab_survival, tab_value, tab_risk = st.tabs(["Churn & retention", "Su
 # -- churn and cohorts ------------------------------------------------------------------------------
 with tab_churn:
     if source == "tenure":
+        overall = _survival(v, None, where, source, inactivity, 24.0, "month", 12.0).summary.iloc[0]
+        lo, hi = stats.wilson_interval(int(overall["churned"]), int(overall["customers"]))
+        k1, k2, k3 = st.columns(3)
+        k1.metric("Customers", f"{int(overall['customers']):,}", border=True)
+        k2.metric("Marked as churned", f"{overall['churn_pct']:.1f}%", border=True,
+                  help=f"{int(overall['churned']):,} customers; 95% interval {100 * lo:.1f}–{100 * hi:.1f}% "
+                       "(Wilson).")
+        k3.metric("Still customers after 12 months", f"{100 * overall['survival_at']:.1f}%", border=True,
+                  help="Kaplan–Meier estimate, counting customers who have not left yet until their current tenure.")
         st.info("These customers have a tenure and a churned flag but no dates, so churn has no calendar trend and "
                 "no signup cohorts. The **Survival** tab shows how long they stay. Import signup and churn dates to "
                 "see churn per period.", icon=":material/info:")
@@ -180,7 +191,8 @@ with tab_churn:
                                      showlegend=False, name="95% band"))
             fig.add_trace(go.Scatter(x=churn["period"], y=churn["churn_pct"], mode="lines+markers", name="Churn rate",
                                      line=dict(color=CHURN, width=2.5), customdata=churn[["lost", "active"]].to_numpy(),
-                                     hovertemplate="%{y:.2f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>"))
+                                     hovertemplate="%{y:.2f}% (%{customdata[0]:,} of %{customdata[1]:,})"
+                                                   "<extra></extra>"))
             style_figure(fig, title=f"Churn rate per {grain}", x_title=grain.capitalize(), y_title="Churn rate (%)",
                          height=340)
             fig.update_yaxes(rangemode="tozero")
@@ -210,8 +222,9 @@ with tab_churn:
                       for c in matrix.index]
             z = matrix.to_numpy(float)
             heat = go.Figure(go.Heatmap(
-                z=z, x=[str(c) for c in matrix.columns], y=labels, colorscale="Blues", zmin=float(np.floor(np.nanmin(z) / 10) * 10), zmax=100,
-                colorbar=dict(title="%"), text=np.where(np.isnan(z), "", np.vectorize(lambda x: f"{x:.0f}")(np.nan_to_num(z))),
+                z=z, x=[str(c) for c in matrix.columns], y=labels, colorscale="Blues",
+                zmin=float(np.floor(np.nanmin(z) / 10) * 10), zmax=100, colorbar=dict(title="%"),
+                text=np.where(np.isnan(z), "", np.vectorize(lambda x: f"{x:.0f}")(np.nan_to_num(z))),
                 texttemplate="%{text}", hovertemplate="%{y}, " + cgrain + " %{x}: %{z:.1f}% retained<extra></extra>"))
             word = "still customers at the end of" if source == "dates" else "buying in"
             style_figure(heat, title=f"Cohort retention: % of each {cgrain}'s new customers {word} each {cgrain} since",
@@ -248,7 +261,7 @@ with tab_churn:
                                  y_title="Retained after 1 " + cgrain + " (%)", height=300)
                     trend.update_yaxes(range=[0, 105])
                     if cgrain == "month":
-                        trend.update_xaxes(tickformat="%b %Y", dtick="M1" if len(p1) <= 12 else "M3")
+                        trend.update_xaxes(tickformat="%b %Y", dtick="M1" if len(p1) <= 6 else "M3")
                     show_chart(trend, key="churn_p1")
                     st.caption("Is onboarding getting better? Each point is one cohort's retention after its first "
                                f"full {cgrain}.")
@@ -287,7 +300,6 @@ with tab_survival:
             colour = GREY if g in ("Other", "No NPS answer", "No tickets") else SERIES_COLOURS[i % len(SERIES_COLOURS)]
             if split == "(none)":
                 colour = RETENTION
-            t = np.repeat(sub["time"].to_numpy(), 2)[1:]
             fig.add_trace(go.Scatter(x=list(sub["time"]) + list(sub["time"][::-1]),
                                      y=list(100 * sub["ci_high"]) + list(100 * sub["ci_low"][::-1]), fill="toself",
                                      fillcolor=colour, opacity=0.12, line=dict(width=0, shape="hv"), hoverinfo="skip",
@@ -297,12 +309,15 @@ with tab_survival:
                                      customdata=sub[["at_risk"]].to_numpy(),
                                      hovertemplate=f"{g}: %{{y:.1f}}% still customers after %{{x:.0f}} {unit}s "
                                                    "(%{customdata[0]:,} at risk)<extra></extra>"))
-        style_figure(fig, title="How long customers stay (Kaplan–Meier)", x_title=f"{unit.capitalize()}s since joining",
+        style_figure(fig, title="How long customers stay (Kaplan–Meier)",
+                     x_title=f"{unit.capitalize()}s since joining",
                      y_title="Still customers (%)", height=420)
         fig.update_yaxes(range=[0, 102])
         fig.update_layout(hovermode="closest")
         show_chart(fig, key="churn_km")
-        what = splits.get(split, "groups").lower() if split != "(none)" else "groups"
+        what = splits.get(split, "groups") if split != "(none)" else "groups"
+        if not what[:3].isupper():  # "Plan" → "plan", but "NPS category" stays
+            what = what[0].lower() + what[1:]
         st.caption("Share of customers still with us after each time since joining, with 95% bands; customers "
                    "who have not left yet count until today (censored). " + retention.describe_test(
                        surv.test, settings.alpha, what=f"{what} groups" if split != "(none)" else "groups"))
@@ -317,9 +332,11 @@ with tab_survival:
             "Median 95% low": summ["median_ci_low"].round(1), "Median 95% high": summ["median_ci_high"].round(1),
             f"Still customers at {horizon} {unit}s (%)": (100 * summ["survival_at"]).round(1),
             "95% low (%)": (100 * summ["survival_at_low"]).round(1),
-            "95% high (%)": (100 * summ["survival_at_high"]).round(1)})
+            "95% high (%)": (100 * summ["survival_at_high"]).round(1),
+            "Low n": summ["customers"] < settings.min_n})
         st.dataframe(table, hide_index=True, width="stretch")
-        st.caption("Median stay: when half the group has left (None while fewer than half have left so far).")
+        st.caption("Median stay: when half the group has left (None while fewer than half have left so far). "
+                   f"Low n: fewer than {settings.min_n} customers, so the curve is rough.")
         table_download(table, "touchpoint-survival", key="churn_survival_csv")
 
 # -- customer value -----------------------------------------------------------------------------
@@ -332,7 +349,8 @@ with tab_value:
         with c1:
             horizon_m = int(page_option("horizon", [3, 6, 12, 24, 36], 12, label="Horizon (months)"))
         with c2:
-            discount_pct = float(st.number_input("Discount rate (% per month)", 0.0, 10.0, 1.0, 0.25, key="churn_discount"))
+            discount_pct = float(st.number_input("Discount rate (% per month)", 0.0, 10.0, 1.0, 0.25,
+                                                 key="churn_discount"))
         try:
             with st.spinner("Fitting the purchase (BG/NBD) and spend (Gamma-Gamma) models…"):
                 result = _clv(v, float(horizon_m), discount_pct / 100, where)
@@ -346,7 +364,8 @@ with tab_value:
             k1.metric("Customers modelled", f"{len(cust):,}", border=True,
                       help=f"Every customer with an order up to {result.calibration_end:%d %b %Y}.")
             k2.metric(f"Expected orders ({horizon_m} m)", f"{cust['expected_purchases'].sum():,.0f}",
-                      border=True, help="Sum over customers of the BG/NBD expected purchases (same-day orders count once).")
+                      border=True,
+                      help="Sum over customers of the BG/NBD expected purchases (same-day orders count once).")
             if "clv" in cust:
                 k3.metric(f"Predicted value ({horizon_m} m)", _money(cust["clv"].sum()), border=True,
                           help=f"Expected purchases × expected spend, discounted at {discount_pct:g}% a month.")
@@ -357,8 +376,11 @@ with tab_value:
                 k3.metric("Predicted value", "–", border=True, help="Orders have no amounts.")
                 st.caption("Orders have no amounts: expected purchases only, no value.")
             alive = cust["p_alive"]
+            lost_known = int(cust["known_lost"].sum())
             st.caption(f"Median probability a customer is still active: {alive.median():.0%}; "
-                       f"{(alive < 0.5).mean():.0%} of customers are more likely gone than not.")
+                       f"{(alive < 0.5).mean():.0%} of customers are more likely gone than not"
+                       + (f", including {lost_known:,} the customer list marks as churned (they count for nothing "
+                          "from here on)." if lost_known else "."))
             if "clv" in cust:
                 left, right = st.columns(2)
                 with left:
@@ -372,7 +394,8 @@ with tab_value:
                     hist.update_layout(hovermode="closest")
                     show_chart(hist, key="churn_clv_hist")
                     top10 = cust["clv"].nlargest(max(1, len(cust) // 10)).sum() / max(cust["clv"].sum(), 1e-9)
-                    st.caption(f"Value is concentrated: the top 10% of customers hold {top10:.0%} of the predicted value.")
+                    st.caption(f"Value is concentrated: the top 10% of customers hold {top10:.0%} of the "
+                               "predicted value.")
                 with right:
                     dims = [d for d in get_store().dimensions("customers") if d in _splits(v)]
                     if dims:
@@ -404,20 +427,26 @@ with tab_value:
 
             with st.expander("Model parameters and checks", expanded=False):
                 bg, gg = result.bgnbd, result.gamma_gamma
-                rows = [("BG/NBD", "r", bg.r, bg.se.get("r")), ("BG/NBD", "alpha (weeks)", bg.alpha, bg.se.get("alpha")),
+                rows = [("BG/NBD", "r", bg.r, bg.se.get("r")),
+                        ("BG/NBD", "alpha (weeks)", bg.alpha, bg.se.get("alpha")),
                         ("BG/NBD", "a", bg.a, bg.se.get("a")), ("BG/NBD", "b", bg.b, bg.se.get("b"))]
                 if gg:
                     rows += [("Gamma-Gamma", "p", gg.p, gg.se.get("p")), ("Gamma-Gamma", "q", gg.q, gg.se.get("q")),
                              ("Gamma-Gamma", "gamma", gg.gamma, gg.se.get("gamma"))]
                 st.dataframe(pd.DataFrame(rows, columns=["Model", "Parameter", "Estimate", "Standard error"]),
                              hide_index=True, width="stretch")
+                if any(clv.at_limit(x) for x in (bg.r, bg.alpha, bg.a, bg.b)):
+                    st.warning("A purchase-model parameter reached its limit: customers buy so much alike that the "
+                               "model cannot tell them apart well. Treat P(active) and value at risk with care.",
+                               icon=":material/warning:")
                 st.caption(f"BG/NBD log-likelihood {bg.log_likelihood:,.1f} on {bg.n:,} customers"
                            + (f"; Gamma-Gamma {gg.log_likelihood:,.1f} on {gg.n:,} repeat buyers." if gg else "."))
                 if gg:
                     corr = gg.frequency_spend_corr
                     verdict = ("weak, so the spend model's assumption holds well enough" if abs(corr) < 0.3 else
                                "not weak: the spend model assumes none, so treat predicted value with care")
-                    st.caption(f"Correlation between how often and how much repeat buyers spend: {corr:.2f} — {verdict}.")
+                    st.caption(f"Correlation between how often and how much repeat buyers spend: {corr:.2f} — "
+                               f"{verdict}.")
 
             st.subheader("Can we trust the predictions?")
             default_cal = _default_calibration(v)
@@ -427,6 +456,10 @@ with tab_value:
             try:
                 with st.spinner("Refitting on the earlier period and comparing with what happened…"):
                     hold = _holdout(v, cal, where)
+            except clv.NotEnoughOrders as exc:
+                st.info(f"Too few customers had bought by {cal:%d %b %Y} to check the model ({exc.problem}) "
+                        "Choose a later date.", icon=":material/info:")
+                hold = None
             except TouchpointError as exc:
                 show_error(exc)
                 hold = None
@@ -502,6 +535,9 @@ with tab_risk:
                 show_chart(fig, key="churn_risk_nps")
                 st.caption("Value customers would bring if still active × the probability they have already gone, "
                            f"over the next {horizon_m} months, by their latest NPS answer.")
+            else:
+                st.caption("No survey answers with customer IDs yet: import NPS/CSAT responses and tickets that carry "
+                           "customer IDs to see what these customers told us and the value at risk by NPS category.")
             if risk.empty:
                 st.info("No customers match (no detractor has orders)." if detractors else "No customers to rank.")
             else:

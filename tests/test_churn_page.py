@@ -58,6 +58,7 @@ def test_tenure_only_customers_show_survival_and_explain_the_missing_trend(app_s
     assert not at.error, [e.value for e in at.error]
     text = _texts(at)
     assert "no calendar trend" in text
+    assert {m.label: m.value for m in at.metric}["Marked as churned"] == "25.0%"  # 10 of 40
     assert "Customer lifetime value needs **orders**" in text
     table = next(d.value for d in at.dataframe if "Group" in d.value).set_index("Group")
     assert table.loc["Month-to-month", "Lost"] == 10 and table.loc["One year", "Lost"] == 0
@@ -68,3 +69,46 @@ def test_an_empty_store_says_what_to_import(app_store_path):
     at = run_app(page=PAGE)
     assert "import **customers** with signup and churn dates" in at.info[0].value
     assert "**orders**" in at.info[0].value
+
+
+def test_orders_only_use_inactivity_and_still_give_value(app_store_path):
+    store = open_store(app_store_path)
+    # Twelve buyers: ten buy every week from August, two bought weekly in January and stopped.
+    rows = [(f"c{i}-{k}", f"c{i}", pd.Timestamp("2024-08-01") + pd.Timedelta(days=7 * k), 20.0 + i)
+            for i in range(10) for k in range(9)]
+    rows += [(f"d{j}-{k}", f"d{j}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=7 * k), 100.0)
+             for j in range(2) for k in range(9)]
+    frame = pd.DataFrame(rows, columns=["order_id", "customer_id", "ordered_at", "amount"])
+    ingest.import_frame(store, "orders", frame, file_name="orders")
+    at = run_app({"range": "all", "inactive": "90"}, page=PAGE)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="opt_source").value == "orders"
+    text = _texts(at)
+    assert "A customer is lost once 90 days pass after their last order" in text
+    assert "No survey answers with customer IDs yet" in text
+    # Half-way through the data only d0 and d1 had bought: the holdout check says so and what to do.
+    assert "Too few customers had bought by" in text and "Choose a later date" in text
+    risk = next(d.value for d in at.dataframe if "Value at risk" in d.value)
+    assert set(risk["Customer"][:2]) == {"d0", "d1"}  # the two who stopped buying lead the list
+    survival = next(d.value for d in at.dataframe if "Group" in d.value).set_index("Group")
+    # With a 90-day threshold only d0 and d1 (last order 26 Feb, data to 26 Sep) are lost.
+    assert survival.loc["All customers", ["Customers", "Lost"]].tolist() == [12, 2]
+
+
+def test_the_shared_segment_filter_narrows_survival_and_the_at_risk_list(app_store_path):
+    store = open_store(app_store_path)
+    demo.load_demo(store, scale=0.2)
+    with store.cursor() as cur:
+        smb = cur.execute("SELECT count(*) FROM customers WHERE segment = 'SMB'").fetchone()[0]
+    at = run_app({"range": "all", "f.segment": "SMB"}, page=PAGE)
+    assert not at.error, [e.value for e in at.error]
+    survival = next(d.value for d in at.dataframe if "Group" in d.value)
+    assert survival["Customers"].sum() == smb
+    at.toggle(key="churn_detractors").set_value(True).run()
+    assert not at.exception, at.exception
+    risk = next(d.value for d in at.dataframe if "Latest NPS" in d.value)
+    assert len(risk) > 0 and (risk["Latest NPS"] <= 6).all()
+    with store.cursor() as cur:
+        segments = cur.execute("SELECT DISTINCT segment FROM customers WHERE list_contains(?, customer_id)",
+                               [risk["Customer"].tolist()]).fetchall()
+    assert segments == [("SMB",)]

@@ -133,7 +133,8 @@ def test_churn_rate_per_month_from_dates_agrees_with_the_metric_layer(store):
     assert out["lost"].tolist() == [0, 1, 0, 1]
     assert out.loc[T("2024-04-01"), "churn_pct"] == pytest.approx(100 / 3)
     lo, hi = metrics.stats.wilson_interval(1, 3)
-    assert (out.loc[T("2024-04-01"), "ci_low"], out.loc[T("2024-04-01"), "ci_high"]) == pytest.approx((100 * lo, 100 * hi))
+    april = out.loc[T("2024-04-01")]
+    assert (april["ci_low"], april["ci_high"]) == pytest.approx((100 * lo, 100 * hi))
     layer = metrics.query_metric(store, "churn_rate", grain="month", start="2024-02-01", end="2024-04-30")
     assert layer["value"].tolist() == pytest.approx(out["churn_pct"].iloc[1:].tolist())
 
