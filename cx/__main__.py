@@ -181,7 +181,7 @@ def _cmd_funnel(args: argparse.Namespace) -> int:
     table = funnel.compute_funnel(open_store(args.db), q)
     for dim in table.attrs.get("ignored_filters", []):
         print(f"note: events and customers have no {dim!r}; that filter was not applied.", file=sys.stderr)
-    _print_frame(table, args.format)
+    _print_frame(table.round(3) if args.format == "table" else table, args.format)
     return 0
 
 

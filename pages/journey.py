@@ -160,20 +160,21 @@ def _overall_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
         st.info("No customer did the first step in this date range with these filters. Widen the date range "
                 "in the sidebar or pick another first step.")
         return
-    labels = table["step_name"].tolist()
+    # The numbers sit under each bar, where a short bar cannot squeeze them; the step number keeps a
+    # repeated step name its own bar.
+    labels = [f"{k}. {name}<br><b>{p:.1f}%</b> · {n:,}" for k, name, p, n in
+              zip(table["step"], table["step_name"], table["conversion_pct"], table["customers"])]
     fig = go.Figure()
     fig.add_bar(x=labels, y=table["conversion_pct"], name="Converted", marker_color=FUNNEL_COLOUR,
-                text=[f"{p:.1f}%<br>{n:,}" for p, n in zip(table["conversion_pct"], table["customers"])],
-                textposition="inside", insidetextanchor="start",
-                customdata=table[["customers", "step_conversion_pct"]].to_numpy(),
-                hovertemplate="%{x}: %{y:.1f}% of entrants (%{customdata[0]:,} customers), "
+                customdata=table[["customers", "step_conversion_pct", "step_name"]].to_numpy(),
+                hovertemplate="%{customdata[2]}: %{y:.1f}% of entrants (%{customdata[0]:,} customers), "
                               "%{customdata[1]:.1f}% of the previous step<extra></extra>")
     lost = 100.0 - table["conversion_pct"]
     fig.add_bar(x=labels, y=lost, name="Dropped off by this step", marker_color=DROPPED_COLOUR,
-                customdata=(entered - table["customers"]).to_numpy(),
-                hovertemplate="%{x}: %{customdata:,} customers dropped off by here<extra></extra>")
+                customdata=list(zip(entered - table["customers"], table["step_name"])),
+                hovertemplate="%{customdata[1]}: %{customdata[0]:,} customers dropped off by here<extra></extra>")
     fig.update_layout(barmode="stack", hovermode="closest")
-    style_figure(fig, title=f"Funnel: {entered:,} customers entered", x_title="Step",
+    style_figure(fig, title=f"Funnel: {entered:,} customers entered", x_title="Step (share and number of entrants)",
                  y_title="Customers who entered (%)", height=420)
     fig.update_yaxes(range=[0, 100])
     show_chart(fig, key="journey_funnel")
