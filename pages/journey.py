@@ -112,7 +112,8 @@ def funnel_section() -> None:
     steps = st.multiselect(
         "Steps, in order", names, key="journey_steps", max_selections=funnel.MAX_STEPS,
         format_func=lambda s: f"{s} ({counts.get(s, 0):,} customers)",
-        help="Pick 2 to 20 steps in the order customers should take them. The list is in typical journey order.")
+        help="Pick 2 to 20 steps in the order customers should take them. Journey events come first, in typical "
+             "journey order; then the timestamps of orders, tickets and survey answers (named after their table).")
     if st.query_params.get_all("steps") != steps:
         st.query_params["steps"] = steps
     c1, c2, c3 = st.columns([3, 1, 2])
