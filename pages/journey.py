@@ -15,7 +15,8 @@ from cx import drivers, funnel, journey, metrics
 from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
 from cx.settings import Settings
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, current_settings, get_store,
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, cached_row_counts, current_settings,
+                       get_store,
                        page_option, show_chart, show_error, style_figure, table_download, version)
 
 FUNNEL_COLOUR = "#0072B2"
@@ -196,7 +197,8 @@ def _breakdown_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
     fig = go.Figure()
     for i, value in enumerate(shown):
         part = table[table[col] == value]
-        fig.add_bar(x=part["step_name"], y=part["conversion_pct"], name=f"{value} (n {int(sizes[value]):,})",
+        fig.add_bar(x=[f"{k}. {name}" for k, name in zip(part["step"], part["step_name"])], y=part["conversion_pct"],
+                    name=f"{value} (n {int(sizes[value]):,})",
                     marker_color=SERIES_COLOURS[i % len(SERIES_COLOURS)],
                     customdata=part[["customers"]].to_numpy(),
                     hovertemplate=f"{value}: " + "%{y:.1f}% (%{customdata[0]:,} customers)<extra></extra>")
@@ -321,7 +323,7 @@ MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "volume": "Volume (answ
 def touchpoint_section() -> None:
     settings = current_settings()
     dims = store.dimensions("responses")
-    if filters is None or filters.start is None or not dims:
+    if filters is None or filters.start is None or not cached_row_counts(v).get("responses"):
         st.info("No survey answers yet: import NPS, CSAT or CES responses with a journey stage and a touchpoint "
                 "or channel on the **Data** page, or load the demo data there.", icon=":material/upload_file:")
         return
@@ -467,7 +469,8 @@ def drivers_section() -> None:
                "others, and how many had it.")
     st.caption(f"Based on {n:,} customers: {scope}. Together these experiences explain {100 * r2:.1f}% of the "
                "variation between customers; the rest lies elsewhere. Association, not proof of cause."
-               + (f" Too rare to judge (fewer than {settings.min_n} customers): {', '.join(table.attrs['left_out'])}."
+               + (f" Not weighed (fewer than {settings.min_n} customers had or lacked it, or beyond the "
+                  f"{drivers.MAX_FEATURES} most common experiences): {', '.join(table.attrs['left_out'])}."
                   if table.attrs["left_out"] else ""))
     table_download(table, f"key_drivers_{outcome}", key="journey_drivers_csv", label="Download the drivers (CSV)")
 
