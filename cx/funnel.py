@@ -554,3 +554,40 @@ def time_to_convert(store: Store, q: FunnelQuery, step: int, *, from_first: bool
         rows.append({"bucket": label, "customers": c, "share_pct": 100.0 * c / total if total else float("nan"),
                      "cumulative_pct": 100.0 * running / total if total else float("nan")})
     return pd.DataFrame(rows)
+
+
+def compare_groups(table: pd.DataFrame, by: str, *, alpha: float = 0.05, min_n: int = 30) -> pd.DataFrame:
+    """Overall conversion (first to last step) of each breakdown value of a ``compute_funnel`` table,
+    tested against everyone else: ``by`` value, ``entered``, ``converted``, ``conversion_pct`` with
+    its 95% Wilson interval ``ci_low``/``ci_high``, ``rest_pct`` (everyone else), ``p_vs_rest``
+    (pooled two-proportion z-test), ``p_adjusted`` (Benjamini–Hochberg over the values tested),
+    ``low_n`` (fewer than ``min_n`` entered) and ``differs`` (adjusted p < ``alpha``, not low-n).
+    Sorted by entrants, largest first."""
+    from scipy.stats import false_discovery_control
+
+    cols = [by, "entered", "converted", "conversion_pct", "ci_low", "ci_high", "rest_pct", "p_vs_rest",
+            "p_adjusted", "low_n", "differs"]
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    last = int(table["step"].max())
+    g = table.groupby(by, sort=False).apply(
+        lambda t: pd.Series({"entered": int(t.loc[t["step"] == 1, "customers"].sum()),
+                             "converted": int(t.loc[t["step"] == last, "customers"].sum())}),
+        include_groups=False).reset_index()
+    total_n, total_k = int(g["entered"].sum()), int(g["converted"].sum())
+    rows = []
+    for _, r in g.iterrows():
+        n, k = int(r["entered"]), int(r["converted"])
+        lo, hi = stats.wilson_interval(k, n)
+        rest_n, rest_k = total_n - n, total_k - k
+        rows.append({by: r[by], "entered": n, "converted": k, "conversion_pct": 100.0 * k / n if n else float("nan"),
+                     "ci_low": 100 * lo, "ci_high": 100 * hi,
+                     "rest_pct": 100.0 * rest_k / rest_n if rest_n else float("nan"),
+                     "p_vs_rest": stats.two_proportion_test(k, n, rest_k, rest_n)[1], "low_n": n < min_n})
+    out = pd.DataFrame(rows)
+    tested = ~out["low_n"] & out["p_vs_rest"].notna()
+    out["p_adjusted"] = float("nan")
+    if tested.any():
+        out.loc[tested, "p_adjusted"] = false_discovery_control(out.loc[tested, "p_vs_rest"].to_numpy(), method="bh")
+    out["differs"] = tested & (out["p_adjusted"] < alpha)
+    return out.sort_values("entered", ascending=False, kind="stable")[cols].reset_index(drop=True)

@@ -210,6 +210,18 @@ def _breakdown_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
     extra = f" The {len(sizes) - len(shown)} smaller values are in the table." if len(sizes) > len(shown) else ""
     st.caption(f"Share of each {dim_label(col).lower()}'s entrants who reached each step; n is the number who "
                f"entered. A customer's value is the one on their first step.{extra}")
+    settings = current_settings()
+    groups = funnel.compare_groups(table, col, alpha=settings.alpha, min_n=settings.min_n)
+    last = q.steps[-1] if q.mode != "any" else "all the steps"
+    for _, g in groups[groups["differs"]].iterrows():
+        word, colour = ("better", "green") if g["conversion_pct"] > g["rest_pct"] else ("worse", "red")
+        p = "adjusted p < 0.001" if g["p_adjusted"] < 0.001 else f"adjusted p = {g['p_adjusted']:.3f}"
+        st.markdown(f":{colour}[{'▲' if word == 'better' else '▼'}] **{g[col]}** converts {word} than the rest: "
+                    f"{g['conversion_pct']:.1f}% reach “{last}” against {g['rest_pct']:.1f}% ({g['entered']:,} "
+                    f"entered, {p}).")
+    if not groups["differs"].any():
+        st.caption(f"No {dim_label(col).lower()} converts significantly differently from the rest (two-proportion "
+                   f"tests, Benjamini–Hochberg-adjusted, at least {settings.min_n} entrants).")
 
 
 def _step_table(table: pd.DataFrame, q: FunnelQuery) -> None:

@@ -397,3 +397,23 @@ def test_other_tables_timestamps_are_steps_too(store):
     assert "tickets: first reply" not in cat.index  # no ticket has a first reply time
     with pytest.raises(TouchpointError, match="No event has the step 'tickets: first reply'"):
         funnel.compute_funnel(store, FunnelQuery.build(["orders: order placed", "tickets: first reply"]))
+
+
+def test_breakdown_groups_are_tested_against_the_rest():
+    from scipy.stats import norm
+
+    # web: 100 entered, 60 converted; app: 100, 40; kiosk: 10, 5 (too few to test).
+    table = pd.DataFrame({"channel": ["web"] * 2 + ["app"] * 2 + ["kiosk"] * 2, "step": [1, 2] * 3,
+                          "customers": [100, 60, 100, 40, 10, 5]})
+    out = funnel.compare_groups(table, "channel").set_index("channel")
+    assert out.loc["web", ["entered", "converted", "conversion_pct"]].tolist() == [100, 60, 60.0]
+    # web against the other 110 (45 converted): pooled p = 105/210, z = (0.6 − 45/110) / SE.
+    pooled = 105 / 210
+    z = (0.6 - 45 / 110) / (pooled * (1 - pooled) * (1 / 100 + 1 / 110)) ** 0.5
+    assert out.loc["web", "p_vs_rest"] == pytest.approx(2 * norm.sf(abs(z)))
+    assert out.loc["web", "rest_pct"] == pytest.approx(100 * 45 / 110)
+    assert bool(out.loc["kiosk", "low_n"]) and pd.isna(out.loc["kiosk", "p_adjusted"])
+    # Two tests: the larger p stays, the smaller doubles at most (Benjamini–Hochberg).
+    ps = sorted([out.loc["web", "p_vs_rest"], out.loc["app", "p_vs_rest"]])
+    assert sorted([out.loc["web", "p_adjusted"], out.loc["app", "p_adjusted"]]) == pytest.approx([min(2 * ps[0], ps[1]), ps[1]])
+    assert out["differs"].tolist() == [True, True, False]

@@ -46,6 +46,7 @@ def test_breakdown_times_and_dropped_customers(journey_db):
     at.selectbox(key="opt_funnel_by").set_value("channel").run()
     table = at.dataframe[0].value
     assert table.groupby("Channel")["Customers"].apply(list).to_dict() == {"app": [5, 4, 3], "web": [5, 5, 3]}
+    assert any("No channel converts significantly differently" in c.value for c in at.caption)
     at.toggle(key="journey_show_times").set_value(True).run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 3
