@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cx import drivers, funnel, journey, metrics
+from cx.engine import is_external
 from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
 from cx.settings import Settings
@@ -93,6 +94,10 @@ store = get_store()
 
 
 def funnel_section() -> None:
+    if is_external():
+        st.info("Funnels read journey events from the DuckDB store; with TOUCHPOINT_ENGINE set to Spark the events "
+                "live in the engine. Unset TOUCHPOINT_ENGINE to build funnels.", icon=":material/info:")
+        return
     catalog = cached_catalog(v)
     if catalog.empty:
         st.info("No journey events yet. Import an events export (customer, timestamp, step — e.g. a web "
@@ -213,7 +218,10 @@ def _breakdown_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
     settings = current_settings()
     groups = funnel.compare_groups(table, col, alpha=settings.alpha, min_n=settings.min_n)
     last = q.steps[-1] if q.mode != "any" else "all the steps"
-    for _, g in groups[groups["differs"]].iterrows():
+    differing = groups[groups["differs"]]
+    if len(groups) == 2:
+        differing = differing.head(1)  # with two values, one sentence says it for both
+    for _, g in differing.iterrows():
         word, colour = ("better", "green") if g["conversion_pct"] > g["rest_pct"] else ("worse", "red")
         p = "adjusted p < 0.001" if g["p_adjusted"] < 0.001 else f"adjusted p = {g['p_adjusted']:.3f}"
         st.markdown(f":{colour}[{'▲' if word == 'better' else '▼'}] **{g[col]}** converts {word} than the rest: "
