@@ -196,6 +196,9 @@ def test_time_to_convert_distribution_buckets_the_customers(journeys):
     assert dist.loc["1–2 weeks", "customers"] == 1
     assert dist["customers"].sum() == 6
     assert dist["cumulative_pct"].iloc[-1] == pytest.approx(100.0)
+    # From the first step: c6 1 h, c11 2 h (1–4 h), c1 c2 c8 48 h (2–4 days), c4 exactly 14 days (2–4 weeks).
+    first = funnel.time_to_convert(journeys, FunnelQuery.build(["A", "B", "C"]), 3, from_first=True).set_index("bucket")
+    assert first.loc[["1–4 h", "2–4 days", "2–4 weeks"], "customers"].tolist() == [2, 3, 1]
 
 
 def test_breakdown_by_a_customer_dimension(journeys):

@@ -56,6 +56,15 @@ def test_breakdown_times_and_dropped_customers(journey_db):
     assert dropped["customer_id"].tolist() == ["c3", "c5", "c9"]
 
 
+def test_fewer_than_two_steps_asks_for_more(journey_db):
+    at = _funnel_page()
+    at.multiselect(key="journey_steps").set_value([]).run()
+    assert not at.exception, at.exception
+    assert any("at least two steps" in i.value for i in at.info)
+    at.multiselect(key="journey_steps").set_value(["B"]).run()
+    assert any("at least two steps" in i.value for i in at.info)
+
+
 def test_a_link_reproduces_the_funnel(journey_db):
     at = run_app({"range": "all", "steps": ["A", "C", "Nope"], "funnel_mode": "strict", "funnel_window": "30d",
                   "funnel_by": "channel"}, page=PAGE)
