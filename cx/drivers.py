@@ -159,7 +159,8 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     else:
         c, _ = metrics._table(backend, "customers")
         churned = c.churned.fill_null(False) | c.churned_at.notnull()
-        c = c.filter([c.customer_id.notnull(), c.churned.notnull() | c.signup_at.notnull() | c.churned_at.notnull()])
+        c = c.filter([c.customer_id.notnull(), c.churned.notnull() | c.signup_at.notnull() | c.churned_at.notnull(),
+                      *_where(c, where)])
         base = c.group_by("customer_id").aggregate(y=ibis.ifelse(churned, 100.0, 0.0).max())
         r = _filter(r, _in_range(r, "submitted_at", start, end))
         tk = _filter(tk, _in_range(tk, "created_at", start, end))
