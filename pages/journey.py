@@ -58,9 +58,13 @@ def cached_dropped(data_version: int, q: FunnelQuery, step: int) -> pd.DataFrame
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
-def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
-    return journey.touchpoint_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
-                                  alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple,
+               settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cells = journey.touchpoint_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
+                                   alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+    margins = journey.map_margins(get_store(), cells, start=start, end=end, where=dict(where), min_n=settings.min_n,
+                                  ces_easy_min=settings.ces_easy_min)
+    return cells, margins
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
@@ -359,7 +363,7 @@ def touchpoint_section() -> None:
     where = tuple(sorted((d, v) for d, v in filters.where.items() if d in response_cols))
     try:
         with st.spinner("Scoring every stage and touchpoint…"):
-            cells = cached_map(v, rows, cols, filters.start, filters.end, where, settings)
+            cells, margins = cached_map(v, rows, cols, filters.start, filters.end, where, settings)
     except TouchpointError as exc:
         show_error(exc)
         return
@@ -367,7 +371,7 @@ def touchpoint_section() -> None:
         st.info(f"No NPS, CSAT or CES answers with a {dim_label(rows).lower()} and a {dim_label(cols).lower()} in "
                 "this range. Widen the dates, or import answers that carry both.")
         return
-    _map_heatmap(cells, rows, cols, view, settings)
+    _map_heatmap(cells, margins, rows, cols, view, settings)
     pains = journey.pain_points(cells)
     st.subheader("Pain points")
     if pains.empty:
@@ -378,7 +382,8 @@ def touchpoint_section() -> None:
     table_download(cells, "touchpoint_map", key="journey_map_csv", label="Download the map (CSV)")
 
 
-def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings: Settings) -> None:
+def _map_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, view: str,
+                 settings: Settings) -> None:
     present = cells["metric"].unique().tolist()
     if view != "volume" and view not in present:
         st.info(f"No {MAP_VIEWS[view]} answers on this map. The map has: "
@@ -395,12 +400,36 @@ def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings:
     col_vals = cells.drop_duplicates([rows, cols]).groupby(cells[cols].astype(str))["volume"].sum() \
         .sort_values(ascending=False).index.tolist()
     lookup = {(str(r[rows]), str(r[cols])): r for _, r in grid.iterrows()}
+    # Margins: each stage over all touchpoints (last column), each touchpoint over all stages (last row).
+    all_row, all_col = f"All {dim_label(rows).lower()}s", f"All {dim_label(cols).lower()}s"
+    margin_rows = margins if view == "volume" else margins[margins["metric"] == view]
+    if view == "volume":
+        margin_rows = margin_rows.drop_duplicates(["axis", "value_of"])
+    margin = {((m["value_of"], all_col) if m["axis"] == "rows" else (all_row, m["value_of"])): m
+              for _, m in margin_rows.iterrows()}
+    if view == "volume":
+        corner_total = int(cells.drop_duplicates([rows, cols])["volume"].sum())
+        margin[(all_row, all_col)] = pd.Series({"volume": corner_total})
+    elif not grid.empty:
+        margin[(all_row, all_col)] = pd.Series({"value": float(grid["overall"].iloc[0]), "n": int(grid["n"].sum()),
+                                                "low_n": False})
+    row_vals, col_vals = row_vals + [all_row], col_vals + [all_col]
     z, text, hover = [], [], []
     for rv in row_vals:
         zr, tr, hr = [], [], []
         for cv in col_vals:
             r = lookup.get((rv, cv))
-            if r is None:
+            m = margin.get((rv, cv))
+            if m is not None:
+                if view == "volume":
+                    zr.append(None)
+                    tr.append(f"<i>{fmt(m['volume'])}</i>")
+                    hr.append(f"{rv} · {cv}: {fmt(m['volume'])} answers")
+                else:
+                    zr.append(None if bool(m["low_n"]) else float(m["value"]))
+                    tr.append(f"<i>{fmt(m['value'])}</i><br>n {int(m['n']):,}{' · low n' if m['low_n'] else ''}")
+                    hr.append(f"{rv} · {cv}: {MAP_VIEWS[view]} {fmt(m['value'])}, n {int(m['n']):,}")
+            elif r is None:
                 zr.append(None)
                 tr.append("")
                 hr.append(f"{rv} · {cv}: no {MAP_VIEWS[view]} answers")
@@ -435,12 +464,14 @@ def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings:
     fig.update_layout(hovermode="closest")
     show_chart(fig, key="journey_map")
     if view == "volume":
-        st.caption("Number of survey answers in each cell, whatever the question.")
+        st.caption(f"Number of survey answers in each cell, whatever the question; the last row and column (in "
+                   f"italics) add up each {dim_label(cols).lower()} and each {dim_label(rows).lower()}.")
     else:
         overall = metrics.format_value(view, float(grid["overall"].iloc[0]))
         st.caption(f"Colour: {MAP_VIEWS[view]} against the whole map ({overall}, white); green better, orange worse. "
                    f"▼/▲: significantly worse/better than the rest after adjusting for the number of cells; "
-                   f"cells with fewer than {settings.min_n} answers are left white and marked low n.")
+                   f"cells with fewer than {settings.min_n} answers are left white and marked low n. The last row "
+                   "and column (in italics) pool each column and each row.")
 
 
 def drivers_section() -> None:
