@@ -181,7 +181,7 @@ def _cmd_funnel(args: argparse.Namespace) -> int:
     table = funnel.compute_funnel(open_store(args.db), q)
     for dim in table.attrs.get("ignored_filters", []):
         print(f"note: events and customers have no {dim!r}; that filter was not applied.", file=sys.stderr)
-    _print_frame(table, args.format)
+    _print_frame(table.round(3) if args.format == "table" else table, args.format)
     return 0
 
 
@@ -262,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", choices=["previous", "year"], help="compare with the previous period or a year before")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p = add("funnel", "A funnel over journey events: customers, conversion, drop-off and time to convert per step.")
-    p.add_argument("steps", nargs="+", metavar="STEP", help="2 to 20 step names, in order (as in events.step)")
+    p.add_argument("steps", nargs="+", metavar="STEP",
+                   help="2 to 20 step names, in order: as in events.step, or another table's timestamp ('orders: "
+                        "order placed', 'tickets: ticket opened', 'tickets: first reply', 'tickets: ticket resolved', "
+                        "'responses: survey answered')")
     p.add_argument("--mode", choices=["sequential", "strict", "any"], default="sequential",
                    help="sequential: other events allowed between steps (default); strict: none; any: any order")
     p.add_argument("--window", default="14d", help="conversion window from the first step: 14d, 36h, 90m, 2w")

@@ -159,7 +159,8 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     else:
         c, _ = metrics._table(backend, "customers")
         churned = c.churned.fill_null(False) | c.churned_at.notnull()
-        c = c.filter([c.customer_id.notnull(), c.churned.notnull() | c.signup_at.notnull() | c.churned_at.notnull()])
+        c = c.filter([c.customer_id.notnull(), c.churned.notnull() | c.signup_at.notnull() | c.churned_at.notnull(),
+                      *_where(c, where)])
         base = c.group_by("customer_id").aggregate(y=ibis.ifelse(churned, 100.0, 0.0).max())
         r = _filter(r, _in_range(r, "submitted_at", start, end))
         tk = _filter(tk, _in_range(tk, "created_at", start, end))
@@ -212,6 +213,11 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     frame["y"] = pd.to_numeric(frame["y"]).astype("float64")
     n = len(frame)
     kept = [f for f in features if min_n <= int(frame[f.column].sum()) <= n - min_n]
+    # 2^p regressions per fit: beyond MAX_FEATURES flags, the least common touchpoint ratings give way.
+    while len(kept) > MAX_FEATURES:
+        rarest = min((f for f in kept if f.group == "Touchpoint"), key=lambda f: int(frame[f.column].sum()),
+                     default=kept[-1])
+        kept.remove(rarest)
     frame.attrs["left_out"] = [f.label for f in features if f not in kept]
     return frame[["customer_id", "y", *[f.column for f in kept]]].reset_index(drop=True), kept
 
@@ -229,7 +235,8 @@ def key_drivers(backend, *, outcome: str = "nps", start=None, end=None, where=No
     flag), ``mean_with``/``mean_without`` (outcome: NPS points or % churned) and ``effect`` (their
     difference, before adjusting for the other flags).
 
-    ``attrs``: ``r2``, ``n`` (customers), ``outcome``, ``left_out`` (flags too rare to judge),
+    ``attrs``: ``r2``, ``n`` (customers), ``outcome``, ``left_out`` (flags too rare or too common to
+    judge, or beyond ``MAX_FEATURES``),
     ``bootstrap``. Raises ``TouchpointError`` when there are too few customers or no usable flag."""
     frame, features = customer_frame(backend, outcome=outcome, start=start, end=end, where=where,
                                      ces_easy_min=ces_easy_min, min_n=min_n)

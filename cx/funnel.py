@@ -53,6 +53,12 @@ others count as events in between.
 that happened *before* the previous step does not convert it (B then A is not A → B in the ordered
 modes).
 
+**Other tables as steps.** Besides the events' own step names, a funnel can use the timestamps of
+the other tables (``DERIVED_STEPS``: "orders: order placed", "tickets: ticket opened", "tickets:
+first reply", "tickets: ticket resolved", "responses: survey answered"), one event per row that has
+a customer and that timestamp. They join the customer's event stream only when the funnel uses
+them (in strict mode too), and carry their own table's breakdown and filter columns.
+
 **Breakdown.** A customer's breakdown value is the value on the first-step event of the counted
 attempt (first touch), or the customer's own value for a customer dimension (plan, segment,
 region...). Missing values show as "(none)"; beyond the ``top_n`` largest values the rest are
@@ -93,6 +99,15 @@ _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minu
           "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
           "w": 604800, "week": 604800, "weeks": 604800}
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+# Steps read from the other tables' timestamps, so a funnel can run order → ticket → survey: name →
+# (table, timestamp column). The "table: " prefix keeps them apart from the events' own step names.
+DERIVED_STEPS = {
+    "orders: order placed": ("orders", "ordered_at"),
+    "tickets: ticket opened": ("tickets", "created_at"),
+    "tickets: first reply": ("tickets", "first_response_at"),
+    "tickets: ticket resolved": ("tickets", "resolved_at"),
+    "responses: survey answered": ("responses", "submitted_at"),
+}
 # Buckets of the time-to-convert distribution: (upper bound in seconds, label).
 TIME_BUCKETS = (
     (60, "under 1 min"), (300, "1–5 min"), (900, "5–15 min"), (3600, "15–60 min"), (4 * 3600, "1–4 h"),
@@ -210,17 +225,22 @@ def _attempts_sql(store: Store, q: FunnelQuery) -> tuple[str, dict[str, Any], li
     for i, s in enumerate(q.steps, 1):
         params[f"s{i}"] = s
     ignored: list[str] = []
-    event_preds, customer_preds = [], []
+    customer_preds = []
     for j, (dim, values) in enumerate(q.where):
         params[f"f{j}"] = list(values)
-        if dim in event_dims:
-            event_preds.append(f"list_contains($f{j}, CAST({quote_ident(dim)} AS VARCHAR))")
-        elif dim in customer_dims:
+        if dim in customer_dims:
             customer_preds.append(f"list_contains($f{j}, CAST(c.{quote_ident(dim)} AS VARCHAR))")
-        else:
+        elif dim not in event_dims:
             ignored.append(dim)
-    bd_event = f"CAST({quote_ident(q.by)} AS VARCHAR)" if q.by in event_dims else "CAST(NULL AS VARCHAR)"
-    keep = " AND ".join(event_preds) or "TRUE"
+
+    def source_exprs(columns: set[str]) -> tuple[str, str]:
+        """The breakdown value and the filter test of one source table's rows (a filter on a column
+        the table lacks does not apply to it)."""
+        bd = f"CAST({quote_ident(q.by)} AS VARCHAR)" if q.by in event_dims and q.by in columns else "CAST(NULL AS VARCHAR)"
+        preds = [f"list_contains($f{j}, CAST({quote_ident(dim)} AS VARCHAR))"
+                 for j, (dim, _) in enumerate(q.where) if dim in event_dims and dim in columns]
+        return bd, " AND ".join(preds) or "TRUE"
+
     entry = ["keep"]
     if q.start is not None:
         params["lo"] = datetime.combine(q.start, datetime.min.time())
@@ -231,12 +251,23 @@ def _attempts_sql(store: Store, q: FunnelQuery) -> tuple[str, dict[str, Any], li
     entry_sql = " AND ".join(entry)
     in_window = "{t} <= a.t1 + to_microseconds($win)"
     only_funnel = "" if q.mode == "strict" else "AND list_contains($steps, step)"
-    ctes = [f"""-- one row per event: the store's key makes rows unique; another source is de-duplicated here
+    bd_event, keep_event = source_exprs(set(store.columns("events")))
+    sources = [f"""SELECT customer_id, occurred_at AS t, step, {bd_event} AS bd, {keep_event} AS keep FROM events
+    WHERE customer_id IS NOT NULL AND occurred_at IS NOT NULL AND step IS NOT NULL {only_funnel}"""]
+    for i, name in enumerate(dict.fromkeys(x for x in q.steps if x in DERIVED_STEPS)):
+        table, column = DERIVED_STEPS[name]
+        bd, keep_d = source_exprs(set(store.columns(table)))
+        params[f"d{i}"] = name
+        col = quote_ident(column)
+        sources.append(f"""SELECT customer_id, {col} AS t, $d{i} AS step, {bd} AS bd, {keep_d} AS keep
+    FROM {quote_ident(table)} WHERE customer_id IS NOT NULL AND {col} IS NOT NULL""")
+    union = "\n    UNION ALL ".join(sources)
+    ctes = [f"""-- one row per event (events, plus other tables' timestamps used as steps); the store's key makes
+-- rows unique, another source is de-duplicated here
 ev AS (
-  SELECT customer_id, occurred_at AS t, step, min({bd_event}) AS bd, bool_or({keep}) AS keep
-  FROM events
-  WHERE customer_id IS NOT NULL AND occurred_at IS NOT NULL AND step IS NOT NULL {only_funnel}
-  GROUP BY customer_id, occurred_at, step
+  SELECT customer_id, t, step, min(bd) AS bd, bool_or(keep) AS keep
+  FROM ({union}) src
+  GROUP BY customer_id, t, step
 )"""]
     t_cols = ", ".join(f"t{k}" for k in range(1, n + 1))
     if q.mode == "sequential":
@@ -245,9 +276,10 @@ ev AS (
             # A step repeating an earlier step's name must be a later event, never the same one.
             op = ">" if q.steps[k - 1] in q.steps[:k - 1] else ">="
             ctes.append(f"e{k} AS (SELECT customer_id, t FROM ev WHERE step = $s{k})")
+            # DuckDB's ASOF join may pair a NULL key with some row, so a missing step k − 1 is tested.
             ctes.append(f"""-- step {k}: the earliest occurrence at or after step {k - 1}, kept only inside the window
 a{k} AS (
-  SELECT a.*, CASE WHEN {in_window.format(t='e.t')} THEN e.t END AS t{k}
+  SELECT a.*, CASE WHEN a.t{k - 1} IS NOT NULL AND {in_window.format(t='e.t')} THEN e.t END AS t{k}
   FROM a{k - 1} a ASOF LEFT JOIN e{k} e ON a.customer_id = e.customer_id AND e.t {op} a.t{k - 1}
 )""")
         ctes.append(f"att AS (SELECT customer_id, bd, {t_cols}, "
@@ -263,8 +295,8 @@ seq AS (
         for k in range(2, n + 1):
             ctes.append(f"""-- step {k}: must be the very next event after step {k - 1}, inside the window
 a{k} AS (
-  SELECT a.*, CASE WHEN {in_window.format(t='x.t')} THEN x.t END AS t{k},
-         CASE WHEN {in_window.format(t='x.t')} THEN x.rn END AS r{k}
+  SELECT a.*, CASE WHEN a.r{k - 1} IS NOT NULL AND {in_window.format(t='x.t')} THEN x.t END AS t{k},
+         CASE WHEN a.r{k - 1} IS NOT NULL AND {in_window.format(t='x.t')} THEN x.rn END AS r{k}
   FROM a{k - 1} a LEFT JOIN seq x ON x.customer_id = a.customer_id AND x.rn = a.r{k - 1} + 1 AND x.step = $s{k}
 )""")
         ctes.append(f"att AS (SELECT customer_id, bd, {t_cols}, "
@@ -310,14 +342,31 @@ def _run(store: Store, sql: str, params: dict) -> pd.DataFrame:
         return cur.execute(sql, used).df()
 
 
+def _derived_available(store: Store) -> list[str]:
+    """The other tables' steps that have at least one row with a customer and that timestamp."""
+    out = []
+    with store.cursor() as cur:
+        for name, (table, column) in DERIVED_STEPS.items():
+            col = quote_ident(column)
+            if cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {quote_ident(table)} WHERE customer_id IS NOT NULL "
+                           f"AND {col} IS NOT NULL LIMIT 1)").fetchone()[0]:
+                out.append(name)
+    return out
+
+
 def _check_steps(store: Store, q: FunnelQuery) -> None:
+    derived = [x for x in q.steps if x in DERIVED_STEPS]
     with store.cursor() as cur:
         known = {r[0] for r in cur.execute("SELECT DISTINCT step FROM events WHERE list_contains($s, step)",
                                            {"s": list(q.steps)}).fetchall()}
-        missing = [s for s in dict.fromkeys(q.steps) if s not in known]
-        if not missing:
-            return
+    if derived:
+        known |= set(_derived_available(store))
+    missing = [x for x in dict.fromkeys(q.steps) if x not in known]
+    if not missing:
+        return
+    with store.cursor() as cur:
         all_steps = [r[0] for r in cur.execute("SELECT DISTINCT step FROM events ORDER BY 1 LIMIT 5000").fetchall()]
+    all_steps += _derived_available(store)
     if not all_steps:
         raise TouchpointError("No journey events have been imported yet.",
                               fix="Import an events export (customer, timestamp, step) on the Data page or with "
@@ -336,16 +385,28 @@ def _check_steps(store: Store, q: FunnelQuery) -> None:
 # Public face
 # ------------------------------------------------------------------------------------------------
 def step_catalog(store: Store) -> pd.DataFrame:
-    """The step names in the events table: ``step, events, customers, median_position`` (the median
-    rank of the step's first occurrence in each customer's journey, so a list sorted by it reads
-    roughly in journey order), sorted by that position then by customers."""
-    sql = """
-    WITH firsts AS (SELECT customer_id, step, min(occurred_at) AS t, count(*) AS n FROM events GROUP BY ALL),
+    """The step names a funnel can use: those in the events table, then the other tables' timestamps
+    (``DERIVED_STEPS``: order placed, ticket opened / first reply / resolved, survey answered) that have
+    data. Columns ``step, events, customers, median_position`` (the median rank of the step's first
+    occurrence in each customer's journey, so a list sorted by it reads roughly in journey order) and
+    ``source`` ("events" or the table's name); sorted by source, then position, then customers."""
+    parts = ["SELECT customer_id, occurred_at AS t, step, 'events' AS source FROM events"]
+    params: dict[str, Any] = {}
+    for i, name in enumerate(_derived_available(store)):
+        table, column = DERIVED_STEPS[name]
+        col = quote_ident(column)
+        params[f"d{i}"] = name
+        parts.append(f"SELECT customer_id, {col}, $d{i}, '{table}' FROM {quote_ident(table)} "
+                     f"WHERE customer_id IS NOT NULL AND {col} IS NOT NULL")
+    union = " UNION ALL ".join(parts)
+    sql = f"""
+    WITH firsts AS (SELECT customer_id, step, source, min(t) AS t, count(*) AS n FROM ({union}) a GROUP BY ALL),
     ranked AS (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY t, step) AS pos FROM firsts)
-    SELECT step, sum(n)::BIGINT AS events, count(*)::BIGINT AS customers, median(pos)::DOUBLE AS median_position
-    FROM ranked GROUP BY step ORDER BY median_position, customers DESC, step"""
+    SELECT step, sum(n)::BIGINT AS events, count(*)::BIGINT AS customers, median(pos)::DOUBLE AS median_position,
+           min(source) AS source
+    FROM ranked GROUP BY step ORDER BY min(source) <> 'events', median_position, customers DESC, step"""
     with store.cursor() as cur:
-        return cur.execute(sql).df()
+        return cur.execute(sql, params).df()
 
 
 def funnel_dimensions(store: Store) -> list[str]:
@@ -493,3 +554,40 @@ def time_to_convert(store: Store, q: FunnelQuery, step: int, *, from_first: bool
         rows.append({"bucket": label, "customers": c, "share_pct": 100.0 * c / total if total else float("nan"),
                      "cumulative_pct": 100.0 * running / total if total else float("nan")})
     return pd.DataFrame(rows)
+
+
+def compare_groups(table: pd.DataFrame, by: str, *, alpha: float = 0.05, min_n: int = 30) -> pd.DataFrame:
+    """Overall conversion (first to last step) of each breakdown value of a ``compute_funnel`` table,
+    tested against everyone else: ``by`` value, ``entered``, ``converted``, ``conversion_pct`` with
+    its 95% Wilson interval ``ci_low``/``ci_high``, ``rest_pct`` (everyone else), ``p_vs_rest``
+    (pooled two-proportion z-test), ``p_adjusted`` (Benjamini–Hochberg over the values tested),
+    ``low_n`` (fewer than ``min_n`` entered) and ``differs`` (adjusted p < ``alpha``, not low-n).
+    Sorted by entrants, largest first."""
+    from scipy.stats import false_discovery_control
+
+    cols = [by, "entered", "converted", "conversion_pct", "ci_low", "ci_high", "rest_pct", "p_vs_rest",
+            "p_adjusted", "low_n", "differs"]
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    last = int(table["step"].max())
+    g = table.groupby(by, sort=False).apply(
+        lambda t: pd.Series({"entered": int(t.loc[t["step"] == 1, "customers"].sum()),
+                             "converted": int(t.loc[t["step"] == last, "customers"].sum())}),
+        include_groups=False).reset_index()
+    total_n, total_k = int(g["entered"].sum()), int(g["converted"].sum())
+    rows = []
+    for _, r in g.iterrows():
+        n, k = int(r["entered"]), int(r["converted"])
+        lo, hi = stats.wilson_interval(k, n)
+        rest_n, rest_k = total_n - n, total_k - k
+        rows.append({by: r[by], "entered": n, "converted": k, "conversion_pct": 100.0 * k / n if n else float("nan"),
+                     "ci_low": 100 * lo, "ci_high": 100 * hi,
+                     "rest_pct": 100.0 * rest_k / rest_n if rest_n else float("nan"),
+                     "p_vs_rest": stats.two_proportion_test(k, n, rest_k, rest_n)[1], "low_n": n < min_n})
+    out = pd.DataFrame(rows)
+    tested = ~out["low_n"] & out["p_vs_rest"].notna()
+    out["p_adjusted"] = float("nan")
+    if tested.any():
+        out.loc[tested, "p_adjusted"] = false_discovery_control(out.loc[tested, "p_vs_rest"].to_numpy(), method="bh")
+    out["differs"] = tested & (out["p_adjusted"] < alpha)
+    return out.sort_values("entered", ascending=False, kind="stable")[cols].reset_index(drop=True)

@@ -114,3 +114,31 @@ def _sentence(r: pd.Series, rows: str, cols: str) -> str:
     p_text = "adjusted p < 0.001" if p < 0.001 else f"adjusted p = {p:.3f}" if not math.isnan(p) else "untested"
     return (f"{r[rows]} · {r[cols]}: {metrics.REGISTRY[m].label} {fmt(r['value'])} against {fmt(r['overall'])} "
             f"across the journey ({abs(r['gap']):.1f}{unit} worse, {int(r['n']):,} answers, {p_text}).")
+
+
+def map_margins(backend, cells: pd.DataFrame, *, start=None, end=None, where=None, min_n: int = metrics.MIN_N,
+                ces_easy_min: float | None = None) -> pd.DataFrame:
+    """The margins of a ``touchpoint_map``: each metric over every row value (all of the map's columns
+    together) and every column value (all of its rows together), from the metric layer. Only answers
+    that carry both dimensions count, so a margin pools exactly the cells of the map. Columns:
+    ``axis`` ("rows" or "cols"), ``value_of``, ``metric``, ``value``, ``n``, ``low_n``, ``volume``."""
+    out_cols = ["axis", "value_of", "metric", "value", "n", "low_n", "volume"]
+    if cells.empty:
+        return pd.DataFrame(columns=out_cols)
+    rows, cols = cells.attrs.get("rows", "journey_stage"), cells.attrs.get("cols", "touchpoint")
+    unique_cells = cells.drop_duplicates([rows, cols])
+    parts = []
+    for axis, dim, other in (("rows", rows, cols), ("cols", cols, rows)):
+        volume = unique_cells.groupby(unique_cells[dim].astype(str))["volume"].sum()
+        present = sorted(str(x) for x in unique_cells[other].unique())
+        for name in cells["metric"].unique():
+            pooled = metrics.query_metric(backend, name, by=(dim,), start=start, end=end,
+                                          where={**dict(where or {}), other: present}, min_n=min_n,
+                                          ces_easy_min=ces_easy_min)
+            mapped = set(cells.loc[cells["metric"] == name, dim].astype(str))
+            pooled = pooled.dropna(subset=[dim])
+            pooled = pooled[pooled[dim].astype(str).isin(mapped)]
+            parts.append(pd.DataFrame({"axis": axis, "value_of": pooled[dim].astype(str), "metric": name,
+                                       "value": pooled["value"], "n": pooled["n"], "low_n": pooled["low_n"],
+                                       "volume": pooled[dim].astype(str).map(volume).fillna(0).astype("int64")}))
+    return pd.concat(parts, ignore_index=True)[out_cols] if parts else pd.DataFrame(columns=out_cols)

@@ -12,10 +12,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cx import drivers, funnel, journey, metrics
+from cx.engine import is_external
 from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
 from cx.settings import Settings
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, current_settings, get_store,
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, cached_row_counts, current_settings,
+                       get_store,
                        page_option, show_chart, show_error, style_figure, table_download, version)
 
 FUNNEL_COLOUR = "#0072B2"
@@ -56,9 +58,13 @@ def cached_dropped(data_version: int, q: FunnelQuery, step: int) -> pd.DataFrame
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
-def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
-    return journey.touchpoint_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
-                                  alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple,
+               settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cells = journey.touchpoint_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
+                                   alpha=settings.alpha, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+    margins = journey.map_margins(get_store(), cells, start=start, end=end, where=dict(where), min_n=settings.min_n,
+                                  ces_easy_min=settings.ces_easy_min)
+    return cells, margins
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
@@ -92,6 +98,10 @@ store = get_store()
 
 
 def funnel_section() -> None:
+    if is_external():
+        st.info("Funnels read journey events from the DuckDB store; with TOUCHPOINT_ENGINE set to Spark the events "
+                "live in the engine. Unset TOUCHPOINT_ENGINE to build funnels.", icon=":material/info:")
+        return
     catalog = cached_catalog(v)
     if catalog.empty:
         st.info("No journey events yet. Import an events export (customer, timestamp, step — e.g. a web "
@@ -112,7 +122,8 @@ def funnel_section() -> None:
     steps = st.multiselect(
         "Steps, in order", names, key="journey_steps", max_selections=funnel.MAX_STEPS,
         format_func=lambda s: f"{s} ({counts.get(s, 0):,} customers)",
-        help="Pick 2 to 20 steps in the order customers should take them. The list is in typical journey order.")
+        help="Pick 2 to 20 steps in the order customers should take them. Journey events come first, in typical "
+             "journey order; then the timestamps of orders, tickets and survey answers (named after their table).")
     if st.query_params.get_all("steps") != steps:
         st.query_params["steps"] = steps
     c1, c2, c3 = st.columns([3, 1, 2])
@@ -160,20 +171,21 @@ def _overall_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
         st.info("No customer did the first step in this date range with these filters. Widen the date range "
                 "in the sidebar or pick another first step.")
         return
-    labels = table["step_name"].tolist()
+    # The numbers sit under each bar, where a short bar cannot squeeze them; the step number keeps a
+    # repeated step name its own bar.
+    labels = [f"{k}. {name}<br><b>{p:.1f}%</b> · {n:,}" for k, name, p, n in
+              zip(table["step"], table["step_name"], table["conversion_pct"], table["customers"])]
     fig = go.Figure()
     fig.add_bar(x=labels, y=table["conversion_pct"], name="Converted", marker_color=FUNNEL_COLOUR,
-                text=[f"{p:.1f}%<br>{n:,}" for p, n in zip(table["conversion_pct"], table["customers"])],
-                textposition="inside", insidetextanchor="start",
-                customdata=table[["customers", "step_conversion_pct"]].to_numpy(),
-                hovertemplate="%{x}: %{y:.1f}% of entrants (%{customdata[0]:,} customers), "
+                customdata=table[["customers", "step_conversion_pct", "step_name"]].to_numpy(),
+                hovertemplate="%{customdata[2]}: %{y:.1f}% of entrants (%{customdata[0]:,} customers), "
                               "%{customdata[1]:.1f}% of the previous step<extra></extra>")
     lost = 100.0 - table["conversion_pct"]
     fig.add_bar(x=labels, y=lost, name="Dropped off by this step", marker_color=DROPPED_COLOUR,
-                customdata=(entered - table["customers"]).to_numpy(),
-                hovertemplate="%{x}: %{customdata:,} customers dropped off by here<extra></extra>")
+                customdata=list(zip(entered - table["customers"], table["step_name"])),
+                hovertemplate="%{customdata[1]}: %{customdata[0]:,} customers dropped off by here<extra></extra>")
     fig.update_layout(barmode="stack", hovermode="closest")
-    style_figure(fig, title=f"Funnel: {entered:,} customers entered", x_title="Step",
+    style_figure(fig, title=f"Funnel: {entered:,} customers entered", x_title="Step (share and number of entrants)",
                  y_title="Customers who entered (%)", height=420)
     fig.update_yaxes(range=[0, 100])
     show_chart(fig, key="journey_funnel")
@@ -194,7 +206,8 @@ def _breakdown_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
     fig = go.Figure()
     for i, value in enumerate(shown):
         part = table[table[col] == value]
-        fig.add_bar(x=part["step_name"], y=part["conversion_pct"], name=f"{value} (n {int(sizes[value]):,})",
+        fig.add_bar(x=[f"{k}. {name}" for k, name in zip(part["step"], part["step_name"])], y=part["conversion_pct"],
+                    name=f"{value} (n {int(sizes[value]):,})",
                     marker_color=SERIES_COLOURS[i % len(SERIES_COLOURS)],
                     customdata=part[["customers"]].to_numpy(),
                     hovertemplate=f"{value}: " + "%{y:.1f}% (%{customdata[0]:,} customers)<extra></extra>")
@@ -206,6 +219,21 @@ def _breakdown_chart(table: pd.DataFrame, q: FunnelQuery) -> None:
     extra = f" The {len(sizes) - len(shown)} smaller values are in the table." if len(sizes) > len(shown) else ""
     st.caption(f"Share of each {dim_label(col).lower()}'s entrants who reached each step; n is the number who "
                f"entered. A customer's value is the one on their first step.{extra}")
+    settings = current_settings()
+    groups = funnel.compare_groups(table, col, alpha=settings.alpha, min_n=settings.min_n)
+    last = q.steps[-1] if q.mode != "any" else "all the steps"
+    differing = groups[groups["differs"]]
+    if len(groups) == 2:
+        differing = differing.head(1)  # with two values, one sentence says it for both
+    for _, g in differing.iterrows():
+        word, colour = ("better", "green") if g["conversion_pct"] > g["rest_pct"] else ("worse", "red")
+        p = "adjusted p < 0.001" if g["p_adjusted"] < 0.001 else f"adjusted p = {g['p_adjusted']:.3f}"
+        st.markdown(f":{colour}[{'▲' if word == 'better' else '▼'}] **{g[col]}** converts {word} than the rest: "
+                    f"{g['conversion_pct']:.1f}% reach “{last}” against {g['rest_pct']:.1f}% ({g['entered']:,} "
+                    f"entered, {p}).")
+    if not groups["differs"].any():
+        st.caption(f"No {dim_label(col).lower()} converts significantly differently from the rest (two-proportion "
+                   f"tests, Benjamini–Hochberg-adjusted, at least {settings.min_n} entrants).")
 
 
 def _step_table(table: pd.DataFrame, q: FunnelQuery) -> None:
@@ -319,7 +347,7 @@ MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "volume": "Volume (answ
 def touchpoint_section() -> None:
     settings = current_settings()
     dims = store.dimensions("responses")
-    if filters is None or filters.start is None or not dims:
+    if filters is None or filters.start is None or not cached_row_counts(v).get("responses"):
         st.info("No survey answers yet: import NPS, CSAT or CES responses with a journey stage and a touchpoint "
                 "or channel on the **Data** page, or load the demo data there.", icon=":material/upload_file:")
         return
@@ -335,7 +363,7 @@ def touchpoint_section() -> None:
     where = tuple(sorted((d, v) for d, v in filters.where.items() if d in response_cols))
     try:
         with st.spinner("Scoring every stage and touchpoint…"):
-            cells = cached_map(v, rows, cols, filters.start, filters.end, where, settings)
+            cells, margins = cached_map(v, rows, cols, filters.start, filters.end, where, settings)
     except TouchpointError as exc:
         show_error(exc)
         return
@@ -343,7 +371,7 @@ def touchpoint_section() -> None:
         st.info(f"No NPS, CSAT or CES answers with a {dim_label(rows).lower()} and a {dim_label(cols).lower()} in "
                 "this range. Widen the dates, or import answers that carry both.")
         return
-    _map_heatmap(cells, rows, cols, view, settings)
+    _map_heatmap(cells, margins, rows, cols, view, settings)
     pains = journey.pain_points(cells)
     st.subheader("Pain points")
     if pains.empty:
@@ -354,7 +382,8 @@ def touchpoint_section() -> None:
     table_download(cells, "touchpoint_map", key="journey_map_csv", label="Download the map (CSV)")
 
 
-def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings: Settings) -> None:
+def _map_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, view: str,
+                 settings: Settings) -> None:
     present = cells["metric"].unique().tolist()
     if view != "volume" and view not in present:
         st.info(f"No {MAP_VIEWS[view]} answers on this map. The map has: "
@@ -371,12 +400,36 @@ def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings:
     col_vals = cells.drop_duplicates([rows, cols]).groupby(cells[cols].astype(str))["volume"].sum() \
         .sort_values(ascending=False).index.tolist()
     lookup = {(str(r[rows]), str(r[cols])): r for _, r in grid.iterrows()}
+    # Margins: each stage over all touchpoints (last column), each touchpoint over all stages (last row).
+    all_row, all_col = f"All {dim_label(rows).lower()}s", f"All {dim_label(cols).lower()}s"
+    margin_rows = margins if view == "volume" else margins[margins["metric"] == view]
+    if view == "volume":
+        margin_rows = margin_rows.drop_duplicates(["axis", "value_of"])
+    margin = {((m["value_of"], all_col) if m["axis"] == "rows" else (all_row, m["value_of"])): m
+              for _, m in margin_rows.iterrows()}
+    if view == "volume":
+        corner_total = int(cells.drop_duplicates([rows, cols])["volume"].sum())
+        margin[(all_row, all_col)] = pd.Series({"volume": corner_total})
+    elif not grid.empty:
+        margin[(all_row, all_col)] = pd.Series({"value": float(grid["overall"].iloc[0]), "n": int(grid["n"].sum()),
+                                                "low_n": False})
+    row_vals, col_vals = row_vals + [all_row], col_vals + [all_col]
     z, text, hover = [], [], []
     for rv in row_vals:
         zr, tr, hr = [], [], []
         for cv in col_vals:
             r = lookup.get((rv, cv))
-            if r is None:
+            m = margin.get((rv, cv))
+            if m is not None:
+                if view == "volume":
+                    zr.append(None)
+                    tr.append(f"<i>{fmt(m['volume'])}</i>")
+                    hr.append(f"{rv} · {cv}: {fmt(m['volume'])} answers")
+                else:
+                    zr.append(None if bool(m["low_n"]) else float(m["value"]))
+                    tr.append(f"<i>{fmt(m['value'])}</i><br>n {int(m['n']):,}{' · low n' if m['low_n'] else ''}")
+                    hr.append(f"{rv} · {cv}: {MAP_VIEWS[view]} {fmt(m['value'])}, n {int(m['n']):,}")
+            elif r is None:
                 zr.append(None)
                 tr.append("")
                 hr.append(f"{rv} · {cv}: no {MAP_VIEWS[view]} answers")
@@ -411,12 +464,14 @@ def _map_heatmap(cells: pd.DataFrame, rows: str, cols: str, view: str, settings:
     fig.update_layout(hovermode="closest")
     show_chart(fig, key="journey_map")
     if view == "volume":
-        st.caption("Number of survey answers in each cell, whatever the question.")
+        st.caption(f"Number of survey answers in each cell, whatever the question; the last row and column (in "
+                   f"italics) add up each {dim_label(cols).lower()} and each {dim_label(rows).lower()}.")
     else:
         overall = metrics.format_value(view, float(grid["overall"].iloc[0]))
         st.caption(f"Colour: {MAP_VIEWS[view]} against the whole map ({overall}, white); green better, orange worse. "
                    f"▼/▲: significantly worse/better than the rest after adjusting for the number of cells; "
-                   f"cells with fewer than {settings.min_n} answers are left white and marked low n.")
+                   f"cells with fewer than {settings.min_n} answers are left white and marked low n. The last row "
+                   "and column (in italics) pool each column and each row.")
 
 
 def drivers_section() -> None:
@@ -465,7 +520,8 @@ def drivers_section() -> None:
                "others, and how many had it.")
     st.caption(f"Based on {n:,} customers: {scope}. Together these experiences explain {100 * r2:.1f}% of the "
                "variation between customers; the rest lies elsewhere. Association, not proof of cause."
-               + (f" Too rare to judge (fewer than {settings.min_n} customers): {', '.join(table.attrs['left_out'])}."
+               + (f" Not weighed (fewer than {settings.min_n} customers had or lacked it, or beyond the "
+                  f"{drivers.MAX_FEATURES} most common experiences): {', '.join(table.attrs['left_out'])}."
                   if table.attrs["left_out"] else ""))
     table_download(table, f"key_drivers_{outcome}", key="journey_drivers_csv", label="Download the drivers (CSV)")
 

@@ -131,3 +131,11 @@ def test_too_few_customers_is_said_in_words(store):
         drivers.key_drivers(store, start="2030-01-01", end="2030-02-01")
     with pytest.raises(TouchpointError, match="not a driver outcome"):
         drivers.key_drivers(store, outcome="happiness")
+
+
+def test_churn_drivers_follow_the_customer_filters(store):
+    shop(store, churn=True)
+    with store.transaction() as cur:
+        cur.execute("UPDATE customers SET segment = CASE WHEN customer_id < 'c200' THEN 'SMB' ELSE 'Consumer' END")
+    table = drivers.key_drivers(store, outcome="churn", where={"segment": ["SMB"]}, bootstrap=10)
+    assert table.attrs["n"] == 200

@@ -196,6 +196,9 @@ def test_time_to_convert_distribution_buckets_the_customers(journeys):
     assert dist.loc["1–2 weeks", "customers"] == 1
     assert dist["customers"].sum() == 6
     assert dist["cumulative_pct"].iloc[-1] == pytest.approx(100.0)
+    # From the first step: c6 1 h, c11 2 h (1–4 h), c1 c2 c8 48 h (2–4 days), c4 exactly 14 days (2–4 weeks).
+    first = funnel.time_to_convert(journeys, FunnelQuery.build(["A", "B", "C"]), 3, from_first=True).set_index("bucket")
+    assert first.loc[["1–4 h", "2–4 days", "2–4 weeks"], "customers"].tolist() == [2, 3, 1]
 
 
 def test_breakdown_by_a_customer_dimension(journeys):
@@ -346,3 +349,74 @@ def test_bpi_2012_loan_funnel_matches_an_independent_reference(store):
 
 def table_counts(store, steps=BPI_STEPS, **kw) -> list[int]:
     return funnel.compute_funnel(store, FunnelQuery.build(steps, **kw))["customers"].tolist()
+
+
+def test_a_later_step_never_counts_when_the_step_before_it_is_missing(store):
+    # d1 does A then C and never B: entered, nothing more — C cannot stand in for a missing B.
+    # d2 does A, then B 20 days later (outside the window), then C: also stops at A.
+    # d3 does A, B, C within a day: converts.
+    load(store, [("d1", d(0), "A", "web"), ("d1", d(1), "C", "web"),
+                 ("d2", d(0), "A", "web"), ("d2", d(20), "B", "web"), ("d2", d(21), "C", "web"),
+                 ("d3", d(0), "A", "web"), ("d3", d(0, 1), "B", "web"), ("d3", d(0, 2), "C", "web")])
+    for mode in ("sequential", "strict"):
+        assert counts(store, mode=mode) == [3, 1, 1], mode
+    assert counts(store, mode="any") == [3, 3, 1]  # d1: A and C; d2: B and C within 14 days of B
+
+
+def test_many_customers_missing_a_middle_step_never_reach_the_next(store):
+    # 3,000 customers do C, then A twice ten days later, never B; 100 others do A, B, C. DuckDB's ASOF
+    # join can pair a missing step with some row at this size, so the funnel must test for it.
+    rows = []
+    for i in range(3000):
+        rows += [(f"x{i}", d(i % 50), "C", "web"), (f"x{i}", d(i % 50 + 10), "A", "web"),
+                 (f"x{i}", d(i % 50 + 11), "A", "web")]
+    for i in range(100):
+        rows += [(f"y{i}", d(i % 50), "A", "web"), (f"y{i}", d(i % 50, 1), "B", "web"), (f"y{i}", d(i % 50, 2), "C", "web")]
+    load(store, rows)
+    assert counts(store) == [3100, 100, 100]
+    assert counts(store, mode="strict") == [3100, 100, 100]
+
+
+def test_other_tables_timestamps_are_steps_too(store):
+    # o1 orders, opens a ticket two days later, has it resolved the next day, answers a survey: converts.
+    # o2 orders and opens a ticket 20 days later: outside the window, stops at the order.
+    # o3 opens a ticket, then orders: the ticket came first, so it stops at the order.
+    # o4 never orders: not in the funnel.
+    ingest.import_frame(store, "orders", pd.DataFrame({
+        "order_id": ["k1", "k2", "k3"], "customer_id": ["o1", "o2", "o3"], "ordered_at": [d(0), d(0), d(1)],
+        "amount": [10.0, 20.0, 30.0], "channel": ["web", "app", "web"]}), file_name="orders")
+    ingest.import_frame(store, "tickets", pd.DataFrame({
+        "ticket_id": ["t1", "t2", "t3", "t4"], "customer_id": ["o1", "o2", "o3", "o4"],
+        "created_at": [d(2), d(20), d(0), d(0)], "resolved_at": [d(3), d(21), d(2), d(1)]}), file_name="tickets")
+    ingest.import_frame(store, "responses", pd.DataFrame({
+        "response_id": ["r1"], "customer_id": ["o1"], "submitted_at": [d(4)], "nps": [3]}), file_name="responses")
+    steps = ["orders: order placed", "tickets: ticket opened", "tickets: ticket resolved", "responses: survey answered"]
+    assert counts(store, steps=steps) == [3, 1, 1, 1]
+    by = funnel.compute_funnel(store, FunnelQuery.build(steps, by="channel"))
+    assert by.groupby("channel")["customers"].apply(list).to_dict() == {"web": [2, 1, 1, 1], "app": [1, 0, 0, 0]}
+    cat = funnel.step_catalog(store).set_index("step")
+    assert cat.loc["tickets: ticket opened", ["events", "customers"]].tolist() == [4, 4]
+    assert cat.loc["orders: order placed", "source"] == "orders"
+    assert "tickets: first reply" not in cat.index  # no ticket has a first reply time
+    with pytest.raises(TouchpointError, match="No event has the step 'tickets: first reply'"):
+        funnel.compute_funnel(store, FunnelQuery.build(["orders: order placed", "tickets: first reply"]))
+
+
+def test_breakdown_groups_are_tested_against_the_rest():
+    from scipy.stats import norm
+
+    # web: 100 entered, 60 converted; app: 100, 40; kiosk: 10, 5 (too few to test).
+    table = pd.DataFrame({"channel": ["web"] * 2 + ["app"] * 2 + ["kiosk"] * 2, "step": [1, 2] * 3,
+                          "customers": [100, 60, 100, 40, 10, 5]})
+    out = funnel.compare_groups(table, "channel").set_index("channel")
+    assert out.loc["web", ["entered", "converted", "conversion_pct"]].tolist() == [100, 60, 60.0]
+    # web against the other 110 (45 converted): pooled p = 105/210, z = (0.6 − 45/110) / SE.
+    pooled = 105 / 210
+    z = (0.6 - 45 / 110) / (pooled * (1 - pooled) * (1 / 100 + 1 / 110)) ** 0.5
+    assert out.loc["web", "p_vs_rest"] == pytest.approx(2 * norm.sf(abs(z)))
+    assert out.loc["web", "rest_pct"] == pytest.approx(100 * 45 / 110)
+    assert bool(out.loc["kiosk", "low_n"]) and pd.isna(out.loc["kiosk", "p_adjusted"])
+    # Two tests: the larger p stays, the smaller doubles at most (Benjamini–Hochberg).
+    ps = sorted([out.loc["web", "p_vs_rest"], out.loc["app", "p_vs_rest"]])
+    assert sorted([out.loc["web", "p_adjusted"], out.loc["app", "p_adjusted"]]) == pytest.approx([min(2 * ps[0], ps[1]), ps[1]])
+    assert out["differs"].tolist() == [True, True, False]

@@ -95,3 +95,18 @@ def test_stages_sort_in_journey_order():
     stages = ["Support", "Renewal", "Zebra", "Awareness", "Purchase", "Onboarding", "Usage"]
     assert sorted(stages, key=journey.stage_sort_key) == [
         "Awareness", "Purchase", "Onboarding", "Usage", "Support", "Renewal", "Zebra"]
+
+
+def test_margins_pool_each_stage_and_each_touchpoint(answers):
+    cells = journey.touchpoint_map(answers)
+    m = journey.map_margins(answers, cells).set_index(["axis", "value_of", "metric"])
+    # Support over all touchpoints: Chat 10 promoters / 30 detractors + Email 5 promoters → (15 − 30) / 45.
+    assert m.loc[("rows", "Support", "nps"), "value"] == pytest.approx(100 * (15 - 30) / 45)
+    assert m.loc[("rows", "Support", "nps"), "n"] == 45
+    assert m.loc[("rows", "Purchase", "nps"), ["value", "n"]].tolist() == [50.0, 40]
+    # Purchase's answers: 80 at Checkout (40 NPS + 40 CSAT) and 40 at Delivery.
+    assert m.loc[("rows", "Purchase", "csat"), "volume"] == 120
+    assert m.loc[("rows", "Purchase", "csat"), "value"] == pytest.approx(100 * 60 / 80)
+    assert m.loc[("cols", "Chat", "nps"), ["value", "n"]].tolist() == [-50.0, 40]
+    assert bool(m.loc[("cols", "Website", "ces"), "low_n"])
+    assert journey.map_margins(answers, cells.iloc[0:0]).empty

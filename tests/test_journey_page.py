@@ -46,6 +46,7 @@ def test_breakdown_times_and_dropped_customers(journey_db):
     at.selectbox(key="opt_funnel_by").set_value("channel").run()
     table = at.dataframe[0].value
     assert table.groupby("Channel")["Customers"].apply(list).to_dict() == {"app": [5, 4, 3], "web": [5, 5, 3]}
+    assert any("No channel converts significantly differently" in c.value for c in at.caption)
     at.toggle(key="journey_show_times").set_value(True).run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 3
@@ -53,6 +54,15 @@ def test_breakdown_times_and_dropped_customers(journey_db):
     at.selectbox(key="journey_drop_step").set_value(3).run()
     dropped = at.dataframe[-1].value
     assert dropped["customer_id"].tolist() == ["c3", "c5", "c9"]
+
+
+def test_fewer_than_two_steps_asks_for_more(journey_db):
+    at = _funnel_page()
+    at.multiselect(key="journey_steps").set_value([]).run()
+    assert not at.exception, at.exception
+    assert any("at least two steps" in i.value for i in at.info)
+    at.multiselect(key="journey_steps").set_value(["B"]).run()
+    assert any("at least two steps" in i.value for i in at.info)
 
 
 def test_a_link_reproduces_the_funnel(journey_db):
