@@ -147,17 +147,21 @@ with tab_themes:
         cost_unit = "NPS points" if metric == "nps" else f"points of % {'satisfied' if metric == 'csat' else 'easy'}"
         if metric:
             fig = go.Figure()
+            # Names on the points that matter (the costliest, the most frequent); the rest on hover.
+            ranked = impact.assign(_r=impact["points_cost"].rank(ascending=False) + impact["share"].rank(ascending=False) / 2)
+            named = set(ranked.nsmallest(10, "_r")["theme"]) if len(impact) > 10 else set(impact["theme"])
             for origin, marker in (("rule", "diamond"), ("auto", "circle")):
                 part = impact[impact["origin"] == origin]
                 if part.empty:
                     continue
                 fig.add_trace(go.Scatter(
                     x=part["share"], y=part["points_cost"], mode="markers+text", name=ORIGIN_LABELS[origin],
-                    text=part["theme"], textposition="top center", textfont=dict(size=11),
+                    text=[t if t in named else "" for t in part["theme"]], hovertext=part["theme"],
+                    textposition="top center", textfont=dict(size=11),
                     marker=dict(symbol=marker, size=12, color=METRIC_COLOURS.get(metric, SERIES_COLOURS[0]),
                                 opacity=0.85 if origin == "rule" else 0.55),
                     customdata=part[["mentions", "mean_with", "mean_without"]].to_numpy(),
-                    hovertemplate="%{text}<br>%{x:.1f}% of comments (%{customdata[0]:,})<br>costs %{y:.1f} "
+                    hovertemplate="%{hovertext}<br>%{x:.1f}% of comments (%{customdata[0]:,})<br>costs %{y:.1f} "
                                   + cost_unit + "<extra></extra>"))
             style_figure(fig, title=f"Themes: how often raised × what they cost in {mlabel}",
                          x_title="Share of comments mentioning the theme (%)", y_title=f"{mlabel} cost ({cost_unit})",
@@ -249,9 +253,14 @@ with tab_verbatims:
     else:
         shown = rows.drop(columns=[c for c in ("nps", "csat", "ces") if rows[c].isna().all()])
         # A dataframe shows every cell as plain text: markup in a comment is never rendered.
-        st.dataframe(shown, hide_index=True, width="stretch",
+        order = [c for c in ("date", "comment", "category", "nps", "csat", "ces", "sentiment", "sentiment_score",
+                             "themes", "channel", "customer", "language") if c in shown.columns]
+        st.dataframe(shown, hide_index=True, width="stretch", column_order=order,
                      column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
                                     "comment": st.column_config.TextColumn("Comment", width="large"),
+                                    "category": "Score group", "nps": "NPS", "csat": "CSAT", "ces": "CES",
+                                    "sentiment": "Sentiment", "themes": "Themes", "channel": "Channel",
+                                    "customer": "Customer", "language": "Language",
                                     "sentiment_score": st.column_config.NumberColumn("Sentiment score", format="%+.2f")})
         everything, _ = _verbatims(*args, EXPORT_LIMIT, 0)
         d1, d2 = st.columns([1, 5])
