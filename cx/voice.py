@@ -995,3 +995,38 @@ def describe_models(reports: Sequence[ModelReport]) -> list[str]:
         else:
             out.append(f"{r.comments:,} comments without words (numbers, punctuation or symbols only) left unscored.")
     return out
+
+
+def score_texts(texts: Sequence[str], store: Store | None = None) -> pd.DataFrame:
+    """Sentiment of free texts (one per item): ``language``, ``label`` (negative / neutral / positive, or
+    ``unscored``), ``score`` (−1…1) and ``reason``. With a store, each language the store has learned
+    is scored by a model fitted on all of that store's scored comments in it (with the store's calibrated
+    neutral band); otherwise English uses the VADER lexicon and other languages stay unscored."""
+    texts = [str(t) for t in texts]
+    langs = np.asarray(detect_languages(texts), dtype=object)
+    label = np.full(len(texts), "unscored", dtype=object)
+    score = np.full(len(texts), np.nan)
+    reason = np.full(len(texts), None, dtype=object)
+    learned = {r.language: r for r in (model_reports(store) if store is not None else []) if r.method == "learned"}
+    for lang in sorted(set(langs)):
+        idx = np.where(langs == lang)[0]
+        batch = [texts[i] for i in idx]
+        if lang in learned:
+            with store.cursor() as cur:
+                train = cur.execute(
+                    f"SELECT c.text, c.sign FROM ({_current_sql(SOURCES['responses'])} UNION ALL "
+                    f"{_current_sql(SOURCES['tickets'])}) c WHERE c.language = ? AND c.sign IN (-1, 1)", [lang]).fetchall()
+            p = _fit_predict([t for t, _ in train], [int(s == 1) for _, s in train], batch)
+            sc = 2 * p - 1
+            lo, hi = learned[lang].band or (-0.2, 0.2)
+            score[idx], label[idx] = sc, _label(sc, lo, hi)
+        elif lang == "en":
+            sc = lexicon_scores(batch)
+            score[idx], label[idx] = sc, _label(sc, -0.05, 0.05)
+        elif lang == UNDETERMINED:
+            reason[idx] = "No words to score."
+        else:
+            reason[idx] = (f"No sentiment model for {language_name(lang)}"
+                           + (": import scored comments in it and pass --db." if store is None else
+                              f": the store has too few scored comments in {language_name(lang)}."))
+    return pd.DataFrame({"text": texts, "language": langs, "label": label, "score": np.round(score, 3), "reason": reason})
