@@ -511,12 +511,16 @@ def save_rules(store: Store, rules: list[Rule]) -> int:
 
 def _apply_rules(cur, rules: list[Rule]) -> int:
     cur.execute("DELETE FROM comment_themes WHERE origin = 'rule'")
-    for rule in rules:
-        cur.execute(
-            "INSERT OR IGNORE INTO comment_themes SELECT s.source, s.id, ?, 'rule' FROM comment_scores s "
-            f"JOIN ({_all_comments_sql()}) c ON c.source = s.source AND c.id = s.id AND c.text_hash = s.text_hash "
-            "WHERE regexp_matches(strip_accents(lower(c.text)), ?)",
-            [rule.theme, rule.pattern()])
+    # The current comments, normalised once for every rule.
+    cur.execute("CREATE OR REPLACE TEMP TABLE voice_norm AS SELECT s.source, s.id, strip_accents(lower(c.text)) AS norm "
+                f"FROM comment_scores s JOIN ({_all_comments_sql()}) c "
+                "ON c.source = s.source AND c.id = s.id AND c.text_hash = s.text_hash")
+    try:
+        for rule in rules:
+            cur.execute("INSERT INTO comment_themes SELECT DISTINCT source, id, ?, 'rule' FROM voice_norm "
+                        "WHERE regexp_matches(norm, ?)", [rule.theme, rule.pattern()])
+    finally:
+        cur.execute("DROP TABLE IF EXISTS voice_norm")
     return int(cur.execute("SELECT count(*) FROM comment_themes WHERE origin = 'rule'").fetchone()[0])
 
 
@@ -582,7 +586,7 @@ def refresh(store: Store, *, force: bool = False) -> RefreshResult:
             if len(themes):
                 cur.register("voice_themes", themes)
                 try:
-                    cur.execute("INSERT OR IGNORE INTO comment_themes SELECT source, id, theme, origin FROM voice_themes")
+                    cur.execute("INSERT INTO comment_themes SELECT DISTINCT source, id, theme, origin FROM voice_themes")
                 finally:
                     cur.unregister("voice_themes")
             _apply_rules(cur, rules)
