@@ -57,7 +57,7 @@ def main() -> None:
     t = time.perf_counter()
     frame = make_comments(args.n)
     hook = voice.refresh_after_import
-    voice.refresh_after_import = lambda store, kind: None
+    voice.refresh_after_import = lambda *a, **k: None
     try:
         ingest.import_frame(store, "responses", frame, file_name="bench")
     finally:

@@ -630,11 +630,14 @@ def _discover_source(frame: pd.DataFrame, langs: np.ndarray, polarity: np.ndarra
     return pd.concat(parts, ignore_index=True)
 
 
-def refresh_after_import(store: Store, kind: str) -> None:
+def refresh_after_import(store: Store, kind: str, note=None) -> None:
     """The import's hook: rescore when the import touched a table with comments. The import itself has
-    already committed; a failure here is kept in the store and shown on the Voice page, never undoes it."""
+    already committed; a failure here is kept in the store and shown on the Voice page, never undoes it.
+    ``note(fraction, message)`` reports progress."""
     if kind not in SOURCES:
         return
+    if note is not None:
+        note(0.85, "Reading the comments: language, sentiment and themes")
     try:
         refresh(store)
         store.set_setting("voice_error", None)
