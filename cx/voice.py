@@ -105,7 +105,9 @@ SOURCES = {
                         f"WHEN ces IS NOT NULL THEN {_CES_SIGN} END", "language"),
     "tickets": Source("tickets", "ticket_id",
                       "nullif(concat_ws('. ', nullif(trim(subject), ''), nullif(trim(description), '')), '')",
-                      "created_at", f"CASE WHEN csat IS NOT NULL THEN {_CSAT_SIGN} END", "NULL"),
+                      # A ticket's CSAT rates how the case was handled, not what its text says (a text
+                      # describes a problem either way): ticket texts are scored, never learned from.
+                      "created_at", "CAST(NULL AS INTEGER)", "NULL"),
 }
 
 
