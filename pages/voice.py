@@ -202,15 +202,18 @@ with tab_trends:
         st.info("No comments in this period.")
     else:
         fig = go.Figure()
+        scored_n = trend["negative"] + trend["neutral"] + trend["positive"]
+        low = scored_n < settings.min_n
         for lab in ("negative", "neutral", "positive"):
             fig.add_trace(go.Bar(x=trend["period"], y=trend[f"pct_{lab}"], name=lab.capitalize(),
-                                 marker_color=SENTIMENT_COLOURS[lab], customdata=trend[lab],
-                                 hovertemplate="%{y:.1f}% (%{customdata:,} comments)"))
+                                 marker=dict(color=SENTIMENT_COLOURS[lab], opacity=[0.35 if x else 1.0 for x in low]),
+                                 customdata=trend[lab], hovertemplate="%{y:.1f}% (%{customdata:,} comments)"))
         fig.update_layout(barmode="stack")
         style_figure(fig, title=f"Sentiment of {SOURCE_LABELS[source].lower()} per {grain}", x_title=grain.capitalize(),
                      y_title="Share of scored comments (%)")
         show_chart(fig, key="voice_sentiment_trend")
-        st.caption("Each bar splits the period's scored comments into negative, neutral and positive; hover for counts.")
+        st.caption("Each bar splits the period's scored comments into negative, neutral and positive; hover for counts."
+                   + (f" Faded bars: fewer than {settings.min_n} scored comments ({int(low.sum())} periods)." if low.any() else ""))
         themes_all = _theme_names(v, rev, source)
         impact_now = _impact(v, rev, source, None, filters, settings.alpha)
         top = list(impact_now["theme"].head(6)) if not impact_now.empty else []
@@ -227,7 +230,11 @@ with tab_trends:
             style_figure(fig, title=f"Themes over time, per {grain}", x_title=grain.capitalize(),
                          y_title="Share of the period's comments (%)")
             show_chart(fig, key="voice_theme_trend")
-            st.caption("How often each theme comes up, as a share of that period's comments: a rising line is a growing topic.")
+            thin = tt.groupby("period")["comments"].first()
+            thin = thin[thin < settings.min_n]
+            st.caption("How often each theme comes up, as a share of that period's comments: a rising line is a growing topic."
+                       + (f" {len(thin)} periods have fewer than {settings.min_n} comments, so their shares jump."
+                          if len(thin) else ""))
             table_download(tt, "voice_theme_trend", key="voice_theme_trend_csv")
 
 # -- comments -------------------------------------------------------------------------------------------
