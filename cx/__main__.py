@@ -212,6 +212,51 @@ def _cmd_clv(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- voice of the customer -------------------------------------------------------------------------
+@command("voice")
+def _cmd_voice(args: argparse.Namespace) -> int:
+    from cx import voice
+    from cx.store import open_store
+
+    store = open_store(args.db)
+    result = voice.refresh(store)
+    if getattr(args, "themes", False):
+        frame = voice.theme_impact(store, source=args.source, metric=args.metric, start=args.start, end=args.end)
+        if args.format == "table":
+            frame = frame.round(2)
+        _print_frame(frame, args.format)
+        return 0
+    summary = voice.sentiment_summary(store, source=args.source, start=args.start, end=args.end)
+    out = {**{k: v for k, v in summary.items() if k != "ignored_filters"}, "models": [r.as_dict() for r in result.reports]}
+    if args.format == "csv":
+        import pandas as pd
+
+        _print_frame(pd.DataFrame([r.as_dict() for r in result.reports]), "csv")
+    else:
+        _print_json(out)
+    return 0
+
+
+@command("themes")
+def _cmd_themes(args: argparse.Namespace) -> int:
+    args.themes = True
+    return _cmd_voice(args)
+
+
+@command("sentiment")
+def _cmd_sentiment(args: argparse.Namespace) -> int:
+    from cx import voice
+
+    texts = [line.rstrip("\r\n") for line in sys.stdin]
+    store = None
+    if args.db:
+        from cx.store import open_store
+
+        store = open_store(args.db)
+    _print_frame(voice.score_texts(texts, store), args.format)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cx", description="Touchpoint: CX analytics on a DuckDB store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", default="12m", help="prediction horizon: 12m (months), 26w (weeks), 1y")
     p.add_argument("--discount", type=float, default=0.01, help="discount rate per month (0.01 = 1%%)")
     p.add_argument("--format", choices=["json", "csv"], default="json", help="json: the models; csv: one row per customer")
+    for name, help_ in (("voice", "Comments: sentiment counts and how each language was scored (JSON); --themes for themes."),
+                        ("themes", "Themes of the comments with volume, sentiment and their cost in NPS/CSAT points.")):
+        p = add(name, help_)
+        if name == "voice":
+            p.add_argument("--themes", action="store_true", help="print the themes with volume and impact instead")
+        p.add_argument("--source", choices=["responses", "tickets"], default="responses")
+        p.add_argument("--metric", choices=["nps", "csat", "ces"], help="score the impact is measured on (default: the first present)")
+        p.add_argument("--from", dest="start", metavar="DATE", help="first day, YYYY-MM-DD")
+        p.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive), YYYY-MM-DD")
+        p.add_argument("--format", choices=["table", "json", "csv"], default="json" if name == "voice" else "table")
+    p = sub.add_parser("sentiment", help="Sentiment of each line of standard input.",
+                       description="Sentiment of each line of standard input: language, label (negative / neutral / "
+                                   "positive, or unscored with the reason) and score from -1 to 1.")
+    p.add_argument("--db", help="learn from this store's scored comments (default: English lexicon only)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     return parser
 
 

@@ -1551,7 +1551,7 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
         raise TouchpointError(f"The import of {file_name} failed and was rolled back: {_first_line(exc)}",
                               fix="Nothing was changed. Check the file and try again.") from exc
     from cx.voice import refresh_after_import  # sentiment and themes of the comments, after the commit
-    refresh_after_import(store, kind)
+    refresh_after_import(store, kind, note)
     note(1.0, "Done")
     return replace(result, notes=tuple(notes))
 

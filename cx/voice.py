@@ -105,7 +105,9 @@ SOURCES = {
                         f"WHEN ces IS NOT NULL THEN {_CES_SIGN} END", "language"),
     "tickets": Source("tickets", "ticket_id",
                       "nullif(concat_ws('. ', nullif(trim(subject), ''), nullif(trim(description), '')), '')",
-                      "created_at", f"CASE WHEN csat IS NOT NULL THEN {_CSAT_SIGN} END", "NULL"),
+                      # A ticket's CSAT rates how the case was handled, not what its text says (a text
+                      # describes a problem either way): ticket texts are scored, never learned from.
+                      "created_at", "CAST(NULL AS INTEGER)", "NULL"),
 }
 
 
@@ -511,12 +513,16 @@ def save_rules(store: Store, rules: list[Rule]) -> int:
 
 def _apply_rules(cur, rules: list[Rule]) -> int:
     cur.execute("DELETE FROM comment_themes WHERE origin = 'rule'")
-    for rule in rules:
-        cur.execute(
-            "INSERT OR IGNORE INTO comment_themes SELECT s.source, s.id, ?, 'rule' FROM comment_scores s "
-            f"JOIN ({_all_comments_sql()}) c ON c.source = s.source AND c.id = s.id AND c.text_hash = s.text_hash "
-            "WHERE regexp_matches(strip_accents(lower(c.text)), ?)",
-            [rule.theme, rule.pattern()])
+    # The current comments, normalised once for every rule.
+    cur.execute("CREATE OR REPLACE TEMP TABLE voice_norm AS SELECT s.source, s.id, strip_accents(lower(c.text)) AS norm "
+                f"FROM comment_scores s JOIN ({_all_comments_sql()}) c "
+                "ON c.source = s.source AND c.id = s.id AND c.text_hash = s.text_hash")
+    try:
+        for rule in rules:
+            cur.execute("INSERT INTO comment_themes SELECT DISTINCT source, id, ?, 'rule' FROM voice_norm "
+                        "WHERE regexp_matches(norm, ?)", [rule.theme, rule.pattern()])
+    finally:
+        cur.execute("DROP TABLE IF EXISTS voice_norm")
     return int(cur.execute("SELECT count(*) FROM comment_themes WHERE origin = 'rule'").fetchone()[0])
 
 
@@ -582,7 +588,7 @@ def refresh(store: Store, *, force: bool = False) -> RefreshResult:
             if len(themes):
                 cur.register("voice_themes", themes)
                 try:
-                    cur.execute("INSERT OR IGNORE INTO comment_themes SELECT source, id, theme, origin FROM voice_themes")
+                    cur.execute("INSERT INTO comment_themes SELECT DISTINCT source, id, theme, origin FROM voice_themes")
                 finally:
                     cur.unregister("voice_themes")
             _apply_rules(cur, rules)
@@ -626,11 +632,14 @@ def _discover_source(frame: pd.DataFrame, langs: np.ndarray, polarity: np.ndarra
     return pd.concat(parts, ignore_index=True)
 
 
-def refresh_after_import(store: Store, kind: str) -> None:
+def refresh_after_import(store: Store, kind: str, note=None) -> None:
     """The import's hook: rescore when the import touched a table with comments. The import itself has
-    already committed; a failure here is kept in the store and shown on the Voice page, never undoes it."""
+    already committed; a failure here is kept in the store and shown on the Voice page, never undoes it.
+    ``note(fraction, message)`` reports progress."""
     if kind not in SOURCES:
         return
+    if note is not None:
+        note(0.85, "Reading the comments: language, sentiment and themes")
     try:
         refresh(store)
         store.set_setting("voice_error", None)
@@ -995,3 +1004,38 @@ def describe_models(reports: Sequence[ModelReport]) -> list[str]:
         else:
             out.append(f"{r.comments:,} comments without words (numbers, punctuation or symbols only) left unscored.")
     return out
+
+
+def score_texts(texts: Sequence[str], store: Store | None = None) -> pd.DataFrame:
+    """Sentiment of free texts (one per item): ``language``, ``label`` (negative / neutral / positive, or
+    ``unscored``), ``score`` (−1…1) and ``reason``. With a store, each language the store has learned
+    is scored by a model fitted on all of that store's scored comments in it (with the store's calibrated
+    neutral band); otherwise English uses the VADER lexicon and other languages stay unscored."""
+    texts = [str(t) for t in texts]
+    langs = np.asarray(detect_languages(texts), dtype=object)
+    label = np.full(len(texts), "unscored", dtype=object)
+    score = np.full(len(texts), np.nan)
+    reason = np.full(len(texts), None, dtype=object)
+    learned = {r.language: r for r in (model_reports(store) if store is not None else []) if r.method == "learned"}
+    for lang in sorted(set(langs)):
+        idx = np.where(langs == lang)[0]
+        batch = [texts[i] for i in idx]
+        if lang in learned:
+            with store.cursor() as cur:
+                train = cur.execute(
+                    f"SELECT c.text, c.sign FROM ({_current_sql(SOURCES['responses'])} UNION ALL "
+                    f"{_current_sql(SOURCES['tickets'])}) c WHERE c.language = ? AND c.sign IN (-1, 1)", [lang]).fetchall()
+            p = _fit_predict([t for t, _ in train], [int(s == 1) for _, s in train], batch)
+            sc = 2 * p - 1
+            lo, hi = learned[lang].band or (-0.2, 0.2)
+            score[idx], label[idx] = sc, _label(sc, lo, hi)
+        elif lang == "en":
+            sc = lexicon_scores(batch)
+            score[idx], label[idx] = sc, _label(sc, -0.05, 0.05)
+        elif lang == UNDETERMINED:
+            reason[idx] = "No words to score."
+        else:
+            reason[idx] = (f"No sentiment model for {language_name(lang)}"
+                           + (": import scored comments in it and pass --db." if store is None else
+                              f": the store has too few scored comments in {language_name(lang)}."))
+    return pd.DataFrame({"text": texts, "language": langs, "label": label, "score": np.round(score, 3), "reason": reason})

@@ -147,17 +147,21 @@ with tab_themes:
         cost_unit = "NPS points" if metric == "nps" else f"points of % {'satisfied' if metric == 'csat' else 'easy'}"
         if metric:
             fig = go.Figure()
+            # Names on the points that matter (the costliest, the most frequent); the rest on hover.
+            ranked = impact.assign(_r=impact["points_cost"].rank(ascending=False) + impact["share"].rank(ascending=False) / 2)
+            named = set(ranked.nsmallest(10, "_r")["theme"]) if len(impact) > 10 else set(impact["theme"])
             for origin, marker in (("rule", "diamond"), ("auto", "circle")):
                 part = impact[impact["origin"] == origin]
                 if part.empty:
                     continue
                 fig.add_trace(go.Scatter(
                     x=part["share"], y=part["points_cost"], mode="markers+text", name=ORIGIN_LABELS[origin],
-                    text=part["theme"], textposition="top center", textfont=dict(size=11),
+                    text=[t if t in named else "" for t in part["theme"]], hovertext=part["theme"],
+                    textposition="top center", textfont=dict(size=11),
                     marker=dict(symbol=marker, size=12, color=METRIC_COLOURS.get(metric, SERIES_COLOURS[0]),
                                 opacity=0.85 if origin == "rule" else 0.55),
                     customdata=part[["mentions", "mean_with", "mean_without"]].to_numpy(),
-                    hovertemplate="%{text}<br>%{x:.1f}% of comments (%{customdata[0]:,})<br>costs %{y:.1f} "
+                    hovertemplate="%{hovertext}<br>%{x:.1f}% of comments (%{customdata[0]:,})<br>costs %{y:.1f} "
                                   + cost_unit + "<extra></extra>"))
             style_figure(fig, title=f"Themes: how often raised × what they cost in {mlabel}",
                          x_title="Share of comments mentioning the theme (%)", y_title=f"{mlabel} cost ({cost_unit})",
@@ -198,15 +202,18 @@ with tab_trends:
         st.info("No comments in this period.")
     else:
         fig = go.Figure()
+        scored_n = trend["negative"] + trend["neutral"] + trend["positive"]
+        low = scored_n < settings.min_n
         for lab in ("negative", "neutral", "positive"):
             fig.add_trace(go.Bar(x=trend["period"], y=trend[f"pct_{lab}"], name=lab.capitalize(),
-                                 marker_color=SENTIMENT_COLOURS[lab], customdata=trend[lab],
-                                 hovertemplate="%{y:.1f}% (%{customdata:,} comments)"))
+                                 marker=dict(color=SENTIMENT_COLOURS[lab], opacity=[0.35 if x else 1.0 for x in low]),
+                                 customdata=trend[lab], hovertemplate="%{y:.1f}% (%{customdata:,} comments)"))
         fig.update_layout(barmode="stack")
         style_figure(fig, title=f"Sentiment of {SOURCE_LABELS[source].lower()} per {grain}", x_title=grain.capitalize(),
                      y_title="Share of scored comments (%)")
         show_chart(fig, key="voice_sentiment_trend")
-        st.caption("Each bar splits the period's scored comments into negative, neutral and positive; hover for counts.")
+        st.caption("Each bar splits the period's scored comments into negative, neutral and positive; hover for counts."
+                   + (f" Faded bars: fewer than {settings.min_n} scored comments ({int(low.sum())} periods)." if low.any() else ""))
         themes_all = _theme_names(v, rev, source)
         impact_now = _impact(v, rev, source, None, filters, settings.alpha)
         top = list(impact_now["theme"].head(6)) if not impact_now.empty else []
@@ -223,7 +230,11 @@ with tab_trends:
             style_figure(fig, title=f"Themes over time, per {grain}", x_title=grain.capitalize(),
                          y_title="Share of the period's comments (%)")
             show_chart(fig, key="voice_theme_trend")
-            st.caption("How often each theme comes up, as a share of that period's comments: a rising line is a growing topic.")
+            thin = tt.groupby("period")["comments"].first()
+            thin = thin[thin < settings.min_n]
+            st.caption("How often each theme comes up, as a share of that period's comments: a rising line is a growing topic."
+                       + (f" {len(thin)} periods have fewer than {settings.min_n} comments, so their shares jump."
+                          if len(thin) else ""))
             table_download(tt, "voice_theme_trend", key="voice_theme_trend_csv")
 
 # -- comments -------------------------------------------------------------------------------------------
@@ -249,9 +260,14 @@ with tab_verbatims:
     else:
         shown = rows.drop(columns=[c for c in ("nps", "csat", "ces") if rows[c].isna().all()])
         # A dataframe shows every cell as plain text: markup in a comment is never rendered.
-        st.dataframe(shown, hide_index=True, width="stretch",
+        order = [c for c in ("date", "comment", "category", "nps", "csat", "ces", "sentiment", "sentiment_score",
+                             "themes", "channel", "customer", "language") if c in shown.columns]
+        st.dataframe(shown, hide_index=True, width="stretch", column_order=order,
                      column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
                                     "comment": st.column_config.TextColumn("Comment", width="large"),
+                                    "category": "Score group", "nps": "NPS", "csat": "CSAT", "ces": "CES",
+                                    "sentiment": "Sentiment", "themes": "Themes", "channel": "Channel",
+                                    "customer": "Customer", "language": "Language",
                                     "sentiment_score": st.column_config.NumberColumn("Sentiment score", format="%+.2f")})
         everything, _ = _verbatims(*args, EXPORT_LIMIT, 0)
         d1, d2 = st.columns([1, 5])

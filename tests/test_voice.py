@@ -175,3 +175,37 @@ def test_olist_reviews_are_scored_in_portuguese_and_agree_with_the_review_scores
     # "Péssimo" (awful), the first review, is negative.
     assert rows(store, "SELECT sentiment_label FROM comment_scores WHERE id = '373cbeecea8286a2b66c97b1b157ec46'") == [
         ("negative",)]
+
+
+# -- command line -------------------------------------------------------------------------------------
+def test_sentiment_command_reads_lines_and_says_why_a_line_is_unscored(monkeypatch, capsys):
+    import io
+    import json
+
+    from cx.__main__ import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("The agent was wonderful, thanks!\nTerrible, my parcel never arrived.\n"
+                                                 "O produto chegou quebrado.\n"))
+    assert main(["sentiment", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["language"], r["label"]) for r in out] == [("en", "positive"), ("en", "negative"), ("pt", "unscored")]
+    assert out[0]["score"] > 0 > out[1]["score"] and out[2]["score"] is None
+    assert "No sentiment model for Portuguese" in out[2]["reason"]
+
+
+def test_voice_and_themes_commands_print_the_store_analysis(store, capsys):
+    import json
+
+    from cx.__main__ import main
+
+    import_comments(store, [(0, "The delivery was late."), (10, "Great prices."), (3, "Late delivery again.")])
+    assert main(["voice", "--db", str(store.path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["comments"], out["negative"] + out["neutral"] + out["positive"]) == (3, 3)
+    assert out["models"][0]["method"] == "lexicon"
+    assert main(["themes", "--db", str(store.path), "--format", "csv"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("theme,origin,mentions,share")
+    # Delivery: both detractors mention it; NPS −33.3 → +100 without them: 133.3 points.
+    delivery = next(line for line in table if line.startswith("Delivery,"))
+    assert delivery.split(",")[2] == "2" and round(float(delivery.split(",")[-2]), 1) == 133.3

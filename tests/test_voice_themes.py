@@ -155,3 +155,23 @@ def test_a_comment_with_markup_comes_back_exactly_as_written(store):
     _import(store, [(2, nasty)])
     page, total = voice.verbatims(store)
     assert total == 1 and page.loc[0, "comment"] == nasty
+
+
+def test_the_demo_datas_built_in_themes_are_discovered(store):
+    from cx import demo
+
+    demo.load_demo(store, scale=0.2)
+    labels = [r[0] for r in rows(store, "SELECT DISTINCT theme FROM comment_themes WHERE origin = 'auto' "
+                                        "AND source = 'responses'")]
+    words = [set(label.split(" · ")) for label in labels]
+    # The demo's themes (cx/demo.py) and words that name each; every one is found by a discovered theme.
+    built_in = {"late delivery": {"late", "delayed"}, "billing": {"billing", "charged", "charge"},
+                "slow support": {"support"}, "high prices": {"expensive"}, "helpful agent": {"helpful", "agent"},
+                "easy checkout": {"checkout"}, "fast delivery": {"fast", "quicker"}, "quality": {"quality"},
+                "great prices": {"prices"}}
+    missing = [theme for theme, names in built_in.items() if not any(w & names for w in words)]
+    assert missing == [], labels
+    # Complaints and praise are told apart: the delivery complaint theme is carried by unhappy answers.
+    late = next(label for label in labels if "late" in label.split(" · "))
+    assert rows(store, "SELECT count(*) FILTER (WHERE r.nps >= 9) FROM comment_themes t JOIN responses r "
+                       "ON r.response_id = t.id WHERE t.theme = ?", [late]) == [(0,)]
