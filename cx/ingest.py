@@ -465,6 +465,10 @@ def _sniff_delimiter(text: str) -> tuple[str | None, bool]:
         # A delimiter is on (nearly) every line; a comma inside one value of a space-separated file is not.
         if sum(d in ln for ln in lines) * 10 >= len(lines) * 9:
             return None, False
+        # Nor is it in the header, whose names it separates (quoted text running over several lines
+        # leaves it off many lines).
+        if d in lines[0] and len(lines[0].split()) == 1:
+            return None, False
     return None, _whitespace_width(lines) > 1
 
 
@@ -689,9 +693,25 @@ def _read_text(cur, path: Path, head: bytes, gz: bool, limit_sql: str, table: st
 def _read_csv(cur, source: Path, compression: str, limit_sql: str, table: str) -> RawFile:
     opts = ("all_varchar=true, ignore_errors=true, store_rejects=true, null_padding=false, "
             f"compression='{compression}', max_line_size=16777216, sample_size=20480")
-    sniff = cur.execute(f"SELECT Delimiter, HasHeader FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')})",
+    sniff = cur.execute(f"SELECT Delimiter, HasHeader, Quote FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')})",
                         [str(source)]).fetchone()
+    if sniff[2] == "'":
+        # Apostrophes in free text ("don't") are far more common than values quoted with them, and read
+        # as quotes they merge lines into one value (rows silently lost) or hide the delimiter: quote
+        # with double quotes, as RFC 4180 and every export tool do.
+        opts += ", quote='\"'"
+        sniff = cur.execute(f"SELECT Delimiter, HasHeader, Quote FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')})",
+                            [str(source)]).fetchone()
     delimiter, has_header = sniff[0], bool(sniff[1])
+    first = _first_text_line(source, compression)
+    present = {d: first.count(d) for d in (",", ";", "\t", "|") if d in first}
+    if present and delimiter not in present:
+        # On a short file, a delimiter-like character inside quoted text can win the sniffer's vote,
+        # and the file would read as one column; the header line shows the real delimiter.
+        delimiter = max(present, key=present.get)
+        has_header = bool(cur.execute(
+            f"SELECT HasHeader FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')}, delim=?)",
+            [str(source), delimiter]).fetchone()[0])
     reader = f"read_csv(?, {opts}, delim=?, header=?)"
     args = [str(source), delimiter, has_header]
     names = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}", args).fetchall()]
@@ -722,6 +742,13 @@ def _read_csv(cur, source: Path, compression: str, limit_sql: str, table: str) -
         names = [f"column{i + 1}" for i in range(len(names))]
     return RawFile(source, "csv", names, rows, delimiter={"\t": "tab"}.get(delimiter, delimiter),
                    has_header=has_header, parse_rejects=rejects)
+
+
+def _first_text_line(source: Path, compression: str) -> str:
+    opener = gzip.open if compression == "gzip" else open
+    with opener(source, "rb") as fh:
+        start = fh.read(1 << 16)
+    return start.decode("utf-8", errors="ignore").lstrip("\ufeff").splitlines()[0] if start.strip() else ""
 
 
 def _csv_reason(message: str) -> str:
