@@ -973,14 +973,18 @@ def _value_fit(kind: str, name: str, p: Profile) -> float:
     if kind == "timestamp":
         return p.timestamp
     if kind == "score":
-        if p.numeric < 0.9:
+        if p.numeric < 0.5:
             return 0.0
+        # Scores typed as words ("ten") in a small file are rows to reject, not a reason to send the file
+        # to another kind: judge the numbers among the values, and trust the column a little less.
+        trust = 1.0 if p.numeric >= 0.9 else 0.6
+        ten_point, integer = p.ten_point / p.numeric, p.integer / p.numeric
         # A few out-of-range scores (an 11, a -1) are typos to reject row by row, not a reason to doubt
         # the column: judge by the share of values in range, not by the extremes.
         if name == "nps":
-            return 1.0 if p.ten_point >= 0.95 else 0.7 if p.ten_point >= 0.5 and p.integer >= 0.9 else 0.0
-        in_range = p.ten_point >= 0.95 or ((p.min or 0) >= 0 and (p.max or 0) <= 10)
-        return 1.0 if in_range else 0.5 if (p.min or 0) >= 0 and (p.max or 0) <= 100 else 0.0
+            return trust * (1.0 if ten_point >= 0.95 else 0.7 if ten_point >= 0.5 and integer >= 0.9 else 0.0)
+        in_range = ten_point >= 0.95 or ((p.min or 0) >= 0 and (p.max or 0) <= 10)
+        return trust * (1.0 if in_range else 0.5 if (p.min or 0) >= 0 and (p.max or 0) <= 100 else 0.0)
     if kind in ("number", "integer"):
         if p.numeric < 0.9:
             return 0.0

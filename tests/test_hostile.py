@@ -99,7 +99,7 @@ PARTIAL = [
         (1, "submitted_at", "date outside 1900–2100; check the date column and its format"),
         (2, "submitted_at", "date outside 1900–2100; check the date column and its format"),
     ]),
-    ("scores-as-text.csv", "responses", (3, 1, 0, 2), [
+    ("scores-as-text.csv", None, (3, 1, 0, 2), [
         (1, "nps", "not a number"),
         (2, "csat", "not a number"),
     ]),
