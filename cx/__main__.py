@@ -136,6 +136,35 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- backup, restore, integrity ---------------------------------------------------------------------
+@command("backup")
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from cx.backup import backup
+
+    _print_json(backup(args.dest, args.db))
+    return 0
+
+
+@command("restore")
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from cx.backup import restore
+
+    _print_json(restore(args.src, args.db))
+    return 0
+
+
+@command("check")
+def _cmd_check(args: argparse.Namespace) -> int:
+    from cx.store import open_store
+
+    report = open_store(args.db).check()
+    _print_json(report.as_dict())
+    if not report.ok:
+        print(f"error: the store failed its integrity check: {'; '.join(report.problems)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # -- metrics ---------------------------------------------------------------------------------------
 @command("metrics")
 def _cmd_metrics(args: argparse.Namespace) -> int:
@@ -295,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply volumes (for benchmarks)")
     p.add_argument("--seed", type=int, default=7)
     add("init", "Create the store; load the demo data on first run.")
+    p = add("backup", "Write a consistent copy of the store (also while the app runs).")
+    p.add_argument("dest", help="a new .duckdb file, or a folder to write a dated backup in")
+    p = add("restore", "Put a backup in place of the store (the app must be stopped); the old store is kept beside it.")
+    p.add_argument("src", help="a file written by `backup`")
+    add("check", "Check the store's integrity: schema, readable tables, keys, batches and their accounting.")
     p = add("metrics", "List the metrics Touchpoint computes.")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p = add("metric", "Compute one metric: value, n, 95% interval and low-sample flag per group.")

@@ -38,6 +38,8 @@ KINDS = tuple(TABLES)
 DEFAULT_NULLS = ("", "?", "N/A", "n/a", "NULL", "null", "None", "none", "-", "--", "#N/A", "NaN", "nan", "(blank)")
 SAMPLE_ROWS = 20_000
 MAX_EXTRA_DIMENSIONS = 100
+# Profiling and mapping cost grows with the column count: beyond this a file is refused before it is read.
+MAX_COLUMNS = 2_000
 TEXT_EXTENSIONS = {".csv", ".tsv", ".txt", ".tab", ".dat", ".psv"}
 JSON_EXTENSIONS = {".json", ".ndjson", ".jsonl"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
@@ -252,6 +254,8 @@ class RawFile:
     header_row: int | None = None
     parse_rejects: list[tuple[int, str | None, str, str]] = field(default_factory=list)
     temp_paths: list[Path] = field(default_factory=list)
+    nested: dict[str, str] = field(default_factory=dict)  # column -> type, for lists, structs and maps
+    notes: list[str] = field(default_factory=list)  # what the reader noticed and the analyst should know
 
     def cleanup(self) -> None:
         for p in self.temp_paths:
@@ -298,6 +302,8 @@ def _detect_encoding(head: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _mixed_utf8(head):
+        return "utf-8"  # read as UTF-8; the lines that are not fall back to Windows-1252 one by one
     # Windows-1252 (a superset of Latin-1 for printable text) is what Excel on Windows writes. On short
     # samples charset_normalizer often prefers a Baltic or Central European code page for Western
     # text ("Crème" read as "Crčme"), so Windows-1252 wins whenever it reads as plausible words.
@@ -310,6 +316,21 @@ def _detect_encoding(head: bytes) -> str:
         return "binary"
     enc = best.encoding.lower().replace("_", "-")
     return "cp1252" if enc in ("latin-1", "iso8859-1", "iso-8859-1", "ascii", "cp1252", "windows-1252") else enc
+
+
+def _mixed_utf8(head: bytes) -> bool:
+    """Whether some lines with accented letters are UTF-8 while others are not: a file concatenated
+    from exports of different tools, which must be decoded line by line, not all in one code page."""
+    lines = head.split(b"\n")[:-1] or [head]
+    accented = [ln for ln in lines if max(ln, default=0) >= 0x80]
+    good = 0
+    for ln in accented:
+        try:
+            ln.decode("utf-8")
+            good += 1
+        except UnicodeDecodeError:
+            pass
+    return 0 < good < len(accented)
 
 
 # Punctuation that legitimately sits between two letters ("l’été", "Jean–Luc").
@@ -444,6 +465,10 @@ def _sniff_delimiter(text: str) -> tuple[str | None, bool]:
         # A delimiter is on (nearly) every line; a comma inside one value of a space-separated file is not.
         if sum(d in ln for ln in lines) * 10 >= len(lines) * 9:
             return None, False
+        # Nor is it in the header, whose names it separates (quoted text running over several lines
+        # leaves it off many lines).
+        if d in lines[0] and len(lines[0].split()) == 1:
+            return None, False
     return None, _whitespace_width(lines) > 1
 
 
@@ -520,13 +545,27 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+def _check_width(path: Path, columns: int) -> None:
+    if columns > MAX_COLUMNS:
+        raise UnreadableFile(
+            f"{path.name} has {columns:,} columns; Touchpoint reads at most {MAX_COLUMNS:,}.",
+            fix="Export only the columns you need (the ID, date, scores and the dimensions you analyse) and import that file.",
+        )
+
+
+_NESTED_TYPE = re.compile(r"^(STRUCT|MAP|UNION)\(|\[\d*\]$")
+
+
 def _read_structured(cur, path: Path, reader: str, fmt: str, limit_sql: str, table: str) -> RawFile:
-    names = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()]
+    described = cur.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()
+    names = [r[0] for r in described]
     if not names:
         raise UnreadableFile(f"{path.name} has no columns.", fix="Export the data again with its columns.")
+    _check_width(path, len(names))
     cur.execute(f"CREATE TEMP TABLE {table} AS {_positional_select(len(names), reader)}{limit_sql}", [str(path)])
     rows = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    return RawFile(path, fmt, names, rows)
+    nested = {r[0]: r[1] for r in described if _NESTED_TYPE.search(r[1])}
+    return RawFile(path, fmt, names, rows, nested=nested)
 
 
 def _read_json(cur, path: Path, head: bytes, gz: bool, limit_sql: str, table: str) -> RawFile:
@@ -584,6 +623,7 @@ def _read_json_records(cur, path: Path, source: Path, text: str, limit_sql: str,
     types = [r[1] for r in described]
     if not names:
         raise UnreadableFile(f"{path.name} holds no records.", fix=fix)
+    _check_width(path, len(names))
     cols = ", ".join(
         (f"#{i + 1} ->> '$'" if t == "JSON" else f"CAST(#{i + 1} AS VARCHAR)") + f" AS c{i}" for i, t in enumerate(types)
     )
@@ -618,6 +658,9 @@ def _read_text(cur, path: Path, head: bytes, gz: bool, limit_sql: str, table: st
         gz_read = gz
     try:
         text = head.decode(encoding if not encoding.startswith("utf-16") else encoding, errors="replace").lstrip("\ufeff")
+        first = text.split("\n", 1)[0]
+        # Counted before DuckDB sniffs the file, which takes seconds on a header of thousands of names.
+        _check_width(path, max(first.count(d) for d in (",", ";", "\t", "|")) + 1)
         _, whitespace = _sniff_delimiter(text)
         compression = "gzip" if gz_read else "none"
         if whitespace:
@@ -650,12 +693,39 @@ def _read_text(cur, path: Path, head: bytes, gz: bool, limit_sql: str, table: st
 def _read_csv(cur, source: Path, compression: str, limit_sql: str, table: str) -> RawFile:
     opts = ("all_varchar=true, ignore_errors=true, store_rejects=true, null_padding=false, "
             f"compression='{compression}', max_line_size=16777216, sample_size=20480")
-    sniff = cur.execute(f"SELECT Delimiter, HasHeader FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')})",
+    sniff = cur.execute(f"SELECT Delimiter, HasHeader, Quote FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')})",
                         [str(source)]).fetchone()
+    if sniff[2] == "'":
+        # Apostrophes in free text ("don't") are far more common than values quoted with them, and read
+        # as quotes they merge lines into one value (rows silently lost) or hide the delimiter: quote
+        # with double quotes, as RFC 4180 and every export tool do.
+        opts += ", quote='\"'"
+        sniff = cur.execute(f"SELECT Delimiter, HasHeader, Quote FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')})",
+                            [str(source)]).fetchone()
     delimiter, has_header = sniff[0], bool(sniff[1])
+    first = _first_text_line(source, compression)
+    present = {d: first.count(d) for d in (",", ";", "\t", "|") if d in first}
+    if present and delimiter not in present:
+        # On a short file, a delimiter-like character inside quoted text can win the sniffer's vote,
+        # and the file would read as one column; the header line shows the real delimiter.
+        delimiter = max(present, key=present.get)
+        has_header = bool(cur.execute(
+            f"SELECT HasHeader FROM sniff_csv(?, {opts.replace('store_rejects=true, ', '')}, delim=?)",
+            [str(source), delimiter]).fetchone()[0])
     reader = f"read_csv(?, {opts}, delim=?, header=?)"
     args = [str(source), delimiter, has_header]
     names = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}", args).fetchall()]
+    _check_width(source, len(names))
+    if has_header:
+        # DuckDB renames a repeated header ("nps", "nps_1") and a blank one ("column1"): keep the names
+        # the file has, so a repeated name is caught as ambiguous rather than silently read as two.
+        header = cur.execute(
+            f"SELECT * FROM read_csv(?, {opts.replace('store_rejects=true, ', '')}, delim=?, header=false) LIMIT 1",
+            args[:2]).fetchone()
+        if header is not None and len(header) == len(names):
+            actual = [h if h is not None else "" for h in header]
+            if len(set(actual)) < len(actual) or "" in actual:
+                names = [a.strip() for a in actual]
     # DuckDB appends every scan's rejects to the same temporary tables: start from empty ones.
     cur.execute("DROP TABLE IF EXISTS reject_errors")
     cur.execute("DROP TABLE IF EXISTS reject_scans")
@@ -667,11 +737,28 @@ def _read_csv(cur, source: Path, compression: str, limit_sql: str, table: str) -
             "SELECT line, any_value(column_name), any_value(csv_line), any_value(error_message) "
             "FROM reject_errors GROUP BY line ORDER BY line"
         ).fetchall():
-            rejects.append((int(line) - (1 if has_header else 0), col, (csv_line or "")[:500], _first_line(message)))
+            rejects.append((int(line) - (1 if has_header else 0), col, (csv_line or "")[:500], _csv_reason(message)))
     if not has_header:
         names = [f"column{i + 1}" for i in range(len(names))]
     return RawFile(source, "csv", names, rows, delimiter={"\t": "tab"}.get(delimiter, delimiter),
                    has_header=has_header, parse_rejects=rejects)
+
+
+def _first_text_line(source: Path, compression: str) -> str:
+    opener = gzip.open if compression == "gzip" else open
+    with opener(source, "rb") as fh:
+        start = fh.read(1 << 16)
+    return start.decode("utf-8", errors="ignore").lstrip("\ufeff").splitlines()[0] if start.strip() else ""
+
+
+def _csv_reason(message: str) -> str:
+    """DuckDB's reason for a malformed line, in the words of the rest of the import."""
+    m = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    if m:
+        expected, found = int(m.group(1)), int(m.group(2))
+        return f"{found} values where the header has {expected}" + (" (a value is missing)" if found < expected
+                                                                    else " (a delimiter inside an unquoted value?)")
+    return _first_line(message)
 
 
 def _read_whitespace(cur, source: Path, compression: str, text: str, limit_sql: str, table: str) -> RawFile:
@@ -738,6 +825,7 @@ def _read_excel(cur, path: Path, sheet: str | int | None, limit_sql: str, table:
     data = reader.load_sheet(name, header_row=header_row, dtypes="string")
     arrow = data.to_arrow()
     names = [str(c) for c in arrow.column_names]
+    _check_width(path, len(names))
     cur.register("excel_source", arrow)
     try:
         cur.execute(f"CREATE TEMP TABLE {table} AS {_positional_select(len(names), 'excel_source')}{limit_sql}")
@@ -747,7 +835,49 @@ def _read_excel(cur, path: Path, sheet: str | int | None, limit_sql: str, table:
     where = " AND ".join(f"(c{i} IS NULL OR {_trimmed(i)} = '')" for i in range(len(names)))
     cur.execute(f"DELETE FROM {table} WHERE {where}")
     rows = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    return RawFile(path, "excel", names, rows, sheet=name, sheets=list(reader.sheet_names), header_row=header_row + 1)
+    raw = RawFile(path, "excel", names, rows, sheet=name, sheets=list(reader.sheet_names), header_row=header_row + 1)
+    blank = _uncalculated_formulas(path, name)
+    if blank:
+        raw.notes.append(f"{blank} formula cell{'s' if blank > 1 else ''} of sheet {name!r} had no calculated value "
+                         "(the file was written by a program that does not calculate) and read as empty: open the "
+                         "file in Excel, save it, and import it again to get their values.")
+    return raw
+
+
+_FORMULA_WITHOUT_VALUE = re.compile(rb"<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>")
+
+
+def _uncalculated_formulas(path: Path, sheet: str) -> int:
+    """How many formula cells of an .xlsx sheet carry no cached result. Only the result is ever read,
+    never the formula text; a formula without one reads as an empty cell."""
+    import html
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            book = zf.read("xl/workbook.xml").decode("utf-8", "replace")
+            rels = zf.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+            rid = None
+            for tag in re.findall(r"<(?:\w+:)?sheet\b[^>]*>", book):
+                name = re.search(r'\bname="([^"]*)"', tag)
+                if name and html.unescape(name.group(1)) == sheet:
+                    rid = (re.search(r'\br:id="([^"]*)"', tag) or re.search(r'\bid="([^"]*)"', tag)).group(1)
+            target = None
+            for tag in re.findall(r"<Relationship\b[^>]*>", rels):
+                if re.search(rf'\bId="{re.escape(rid or "")}"', tag):
+                    target = re.search(r'\bTarget="([^"]*)"', tag).group(1)
+            if not target:
+                return 0
+            member = target.lstrip("/") if target.startswith("/") else "xl/" + target
+            count, pending = 0, b""
+            with zf.open(member) as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    buf, end = pending + chunk, 0
+                    for m in _FORMULA_WITHOUT_VALUE.finditer(buf):
+                        count, end = count + 1, m.end()
+                    pending = buf[max(end, len(buf) - 4096):]
+            return count
+    except (KeyError, zipfile.BadZipFile, AttributeError, OSError):
+        return 0  # .xls, .ods or an unusual layout: nothing to report
 
 
 def _excel_header_row(probe: pd.DataFrame) -> int:
@@ -790,8 +920,9 @@ def profile_columns(cur, raw: RawFile, table: str = "raw", nulls: tuple[str, ...
     profiles: list[Profile] = []
     exprs = []
     for i in range(len(raw.columns)):
-        v = _clean(i)
-        num = f"TRY_CAST(replace({v}, ',', '.') AS DOUBLE)"
+        # Each column's cleaned text and number are computed once, in the subquery below: spelling the
+        # cleaning out in every aggregate made a wide file's profile take seconds per 50 columns.
+        v, num = f"v{i}", f"n{i}"
         exprs.append(
             f"count({v}), approx_count_distinct({v}), count({num}), count(CASE WHEN {num} = round({num}) THEN 1 END), "
             f"min({num}), max({num}), "
@@ -804,7 +935,10 @@ def profile_columns(cur, raw: RawFile, table: str = "raw", nulls: tuple[str, ...
     # One statement per 50 columns keeps very wide files within DuckDB's expression limits.
     for start in range(0, len(exprs), 50):
         chunk = exprs[start:start + 50]
-        row = cur.execute(f"SELECT {', '.join(chunk)} FROM {table}", {"nulls": list(nulls)}).fetchone()
+        inner = ", ".join(f"{_clean(i)} AS v{i}, TRY_CAST(replace({_clean(i)}, ',', '.') AS DOUBLE) AS n{i}"
+                          for i in range(start, start + len(chunk)))
+        row = cur.execute(f"SELECT {', '.join(chunk)} FROM (SELECT {inner} FROM {table})",
+                          {"nulls": list(nulls)}).fetchone()
         for j in range(len(chunk)):
             filled, distinct, numeric, integer, mn, mx, ts, flag, avg_len, examples, ten = row[j * 11:(j + 1) * 11]
             f = filled or 0
@@ -839,14 +973,18 @@ def _value_fit(kind: str, name: str, p: Profile) -> float:
     if kind == "timestamp":
         return p.timestamp
     if kind == "score":
-        if p.numeric < 0.9:
+        if p.numeric < 0.5:
             return 0.0
+        # Scores typed as words ("ten") in a small file are rows to reject, not a reason to send the file
+        # to another kind: judge the numbers among the values, and trust the column a little less.
+        trust = 1.0 if p.numeric >= 0.9 else 0.6
+        ten_point, integer = p.ten_point / p.numeric, p.integer / p.numeric
         # A few out-of-range scores (an 11, a -1) are typos to reject row by row, not a reason to doubt
         # the column: judge by the share of values in range, not by the extremes.
         if name == "nps":
-            return 1.0 if p.ten_point >= 0.95 else 0.7 if p.ten_point >= 0.5 and p.integer >= 0.9 else 0.0
-        in_range = p.ten_point >= 0.95 or ((p.min or 0) >= 0 and (p.max or 0) <= 10)
-        return 1.0 if in_range else 0.5 if (p.min or 0) >= 0 and (p.max or 0) <= 100 else 0.0
+            return trust * (1.0 if ten_point >= 0.95 else 0.7 if ten_point >= 0.5 and integer >= 0.9 else 0.0)
+        in_range = ten_point >= 0.95 or ((p.min or 0) >= 0 and (p.max or 0) <= 10)
+        return trust * (1.0 if in_range else 0.5 if (p.min or 0) >= 0 and (p.max or 0) <= 100 else 0.0)
     if kind in ("number", "integer"):
         if p.numeric < 0.9:
             return 0.0
@@ -1007,6 +1145,7 @@ def inspect_file(store: Store, path: str | Path, *, kind: str | None = None, she
                 opts = options or Options()
             opts, questions, notes = _detect_conventions(cur, raw, "sample", prop.kind,
                                                          _field_sources(prop.column_map, raw.columns), opts, fallback)
+            notes = [*raw.notes, *notes]
             preview = cur.execute(f"SELECT * FROM sample LIMIT 50").df()
             preview.columns = _unique_names(raw.columns)
         finally:
@@ -1502,8 +1641,10 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
         base_opts = _overlay(base_opts, options)
     assert kind is not None
     mapping = _merge_map(raw.columns, proposal, column_map)
+    if raw.nested:
+        _check_nested(raw, mapping, file_name)
     if keep_extra:
-        extra = [c for c, t in mapping.items() if t == "ignore"]
+        extra = [c for c, t in mapping.items() if t == "ignore" and c not in raw.nested]
         if len(extra) > MAX_EXTRA_DIMENSIONS:
             raise MappingError(f"{len(extra)} unmapped columns is too many to keep as dimensions.",
                                fix=f"Keep at most {MAX_EXTRA_DIMENSIONS}: choose them on the Data page or with --map COLUMN=dim:NAME.")
@@ -1527,6 +1668,10 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
                                   question=questions[0], choices=("dmy", "mdy"))
     else:
         opts, notes = base_opts, []
+    notes = [*raw.notes, *notes]
+    if raw.nested:
+        notes = [*notes, f"Left out {len(raw.nested)} column{'s' if len(raw.nested) > 1 else ''} of nested values "
+                         f"(lists, structs or maps): {', '.join(raw.nested)}."]
     plan = _compile(kind, raw, mapping, opts)
     note(0.45, "Checking values")
     _stage(cur, raw, plan)
@@ -1554,6 +1699,27 @@ def _import_raw(store: Store, cur, raw: RawFile, *, kind: str | None, column_map
     refresh_after_import(store, kind, note)
     note(1.0, "Done")
     return replace(result, notes=tuple(notes))
+
+
+def _nested_kind(typ: str) -> str:
+    return ("a struct" if typ.startswith("STRUCT") else "a map" if typ.startswith("MAP")
+            else "a union" if typ.startswith("UNION") else "a list")
+
+
+def _check_nested(raw: RawFile, mapping: dict[str, str], file_name: str) -> None:
+    """A column of lists, structs or maps cannot feed a field. One that is mapped, or whose name is a
+    field's own name (an "nps" column of lists), is an error rather than a silently missing field."""
+    for col, typ in raw.nested.items():
+        target = mapping.get(col, "ignore")
+        named = [f for k in KINDS for f, syns in SYNONYMS[k].items() if _name_score(col, syns) >= 0.95]
+        if target != "ignore" or named:
+            what = target[4:] if target.startswith("dim:") else target if target != "ignore" else named[0]
+            raise MappingError(
+                f"Column {col!r} of {file_name} holds {_nested_kind(typ)} in each row ({typ}), not one value, "
+                f"so it cannot be read as {what}.",
+                fix="Export that column with one plain value per row (flatten or unnest it), or rename it so it is "
+                    "left out.",
+            )
 
 
 def _overlay(base: Options, user: Options) -> Options:

@@ -410,6 +410,82 @@ class Store:
         with self.cursor() as cur:
             cur.execute("CHECKPOINT")
 
+    def check(self) -> "CheckReport":
+        """The store's integrity check, in one read transaction: schema version, every table present and
+        readable to its last block (DuckDB verifies block checksums as it reads), each natural key held
+        once, every row and reject belonging to a batch that exists, and each batch's row accounting
+        balanced. Returns the report; ``report.ok`` is False when it lists problems."""
+        problems: list[str] = []
+        rows: dict[str, int] = {}
+        version = self.schema_version()
+        if version != SCHEMA_VERSION:
+            problems.append(f"schema version {version}, expected {SCHEMA_VERSION}")
+        expected = [*TABLES, *(f"{t}_history" for t in TABLES), "batches", "rejects", "mappings", "settings",
+                    "dimensions", "meta", "schema_version"]
+        with self.cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                present = {r[0] for r in cur.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary").fetchall()}
+                for t in expected:
+                    if t not in present:
+                        problems.append(f"table {t} is missing")
+                        continue
+                    try:
+                        # Hashing every column reads every block of the table.
+                        cur.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {quote_ident(t)}")
+                        rows[t] = int(cur.fetchone()[0])
+                    except duckdb.Error as exc:
+                        problems.append(f"table {t} cannot be read: {str(exc).splitlines()[0]}")
+                if not problems:
+                    self._check_bookkeeping(cur, problems)
+            finally:
+                cur.execute("ROLLBACK")
+        return CheckReport(ok=not problems, schema_version=version, rows=rows, problems=problems)
+
+    @staticmethod
+    def _check_bookkeeping(cur: duckdb.DuckDBPyConnection, problems: list[str]) -> None:
+        if cur.execute("SELECT count(*) FROM meta").fetchone()[0] != 1:
+            problems.append("table meta must hold exactly one row")
+        for name, spec in TABLES.items():
+            keys = ", ".join(quote_ident(k) for k in spec.key)
+            dup = cur.execute(f"SELECT count(*) FROM (SELECT {keys} FROM {name} GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+            if dup:
+                problems.append(f"{dup} keys of {name} are held more than once")
+            for t in (name, f"{name}_history"):
+                orphans = cur.execute(
+                    f"SELECT count(*) FROM {t} WHERE batch_id NOT IN (SELECT batch_id FROM batches)").fetchone()[0]
+                if orphans:
+                    problems.append(f"{orphans} rows of {t} belong to no batch")
+            dims = [r[0] for r in cur.execute(
+                "SELECT column_name FROM dimensions WHERE table_name = ?", [name]).fetchall()]
+            cols = {r[0] for r in cur.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'", [name]).fetchall()}
+            for d in dims:
+                if d not in cols:
+                    problems.append(f"dimension {name}.{d} is registered but has no column")
+        orphans = cur.execute("SELECT count(*) FROM rejects WHERE batch_id NOT IN (SELECT batch_id FROM batches)").fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} rejects belong to no batch")
+        unbalanced = cur.execute(
+            "SELECT list(batch_id ORDER BY batch_id) FROM batches "
+            "WHERE rows_read <> added + updated + unchanged + duplicates + rejected").fetchone()[0]
+        if unbalanced:
+            problems.append(f"batches {', '.join(map(str, unbalanced))} do not account for every row read")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The outcome of ``Store.check()``: rows per table and the problems found (none when ``ok``)."""
+
+    ok: bool
+    schema_version: int
+    rows: dict[str, int]
+    problems: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "schema_version": self.schema_version, "rows": self.rows, "problems": self.problems}
+
 
 _OPEN: dict[Path, Store] = {}
 _OPEN_LOCK = threading.Lock()

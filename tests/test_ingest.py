@@ -597,7 +597,7 @@ def test_malformed_lines_are_rejected_with_the_file_row_numbers_of_the_rows_afte
     assert [(r["row"], r["column"]) for r in rejects_of(store, result.batch_id)] == [
         (2, None), (3, None), (5, "nps")]
     assert ingest.batch_rejects(store, result.batch_id, limit=1)["reason"].tolist() == [
-        "unreadable line: Expected Number of Columns: 3 Found: 4"]
+        "unreadable line: 4 values where the header has 3 (a delimiter inside an unquoted value?)"]
 
 
 def test_rejects_unknown_batch_is_an_error(store):
