@@ -63,7 +63,7 @@ def measure(size: str, db: Path, port: int, log=print, timeout_ms: int = 180_000
                 ok, note = True, ""
                 try:
                     page.goto(f"http://localhost:{port}/{name}", wait_until="domcontentloaded")
-                    page.wait_for_selector(selector, timeout=timeout_ms)
+                    page.wait_for_selector(selector, state="attached", timeout=timeout_ms)
                     # The app marks its root while the page script runs: wait until it has finished.
                     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
                                            timeout=timeout_ms)

@@ -37,7 +37,8 @@ def markdown(r: dict) -> str:
         lines += ["## Pages", "",
                   "The data work of each page's first render, sidebar included (`bench/pages.py`). *Cold*: fresh "
                   "store connection and empty caches; *cached*: the app's `st.cache_data` hit (budget ≤ 50 ms); "
-                  "*warm*: caches cleared but DuckDB's buffers warm; *hand SQL*: the same numbers from hand-written "
+                  "*warm*: the page's own queries with its caches cleared (the shared sidebar's already filled) and "
+                  "DuckDB's buffers warm; *hand SQL*: the same numbers from hand-written "
                   "DuckDB SQL, *ratio* = warm ÷ hand (budget ≤ 1.3×). Default filter: last 90 days; narrow: last "
                   "30 days, app channel, Enterprise.", "",
                   "| size | page | filter | cold (≤ 1 s) | cached (≤ 50 ms) | warm | hand SQL | ratio (≤ 1.3×) | same numbers |",
