@@ -19,7 +19,7 @@ intervals, counts a Poisson rate test.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
@@ -652,52 +652,59 @@ def _compare_frames(m: Metric, now: pd.DataFrame, before: pd.DataFrame, keys: li
     return out.reset_index(drop=True)
 
 
+# Kinds whose sufficient statistics add up over groups: one fine-grained aggregate serves every breakdown.
+ADDITIVE_KINDS = frozenset({"nps", "share", "count", "sum", "mean"})
+MAX_CUBE_ROWS = 200_000  # beyond this many groups, the breakdowns are queried one by one
+
+
 def compare_metric_by_each(backend, metric: str, *, dims, start, end, compare: str = "previous", where=None,
                            alpha: float = 0.05, min_n: int = MIN_N,
                            ces_easy_min: float | None = None) -> dict[str | None, pd.DataFrame]:
     """``compare_metric`` overall (key None) and broken down by each of ``dims`` in turn (key: the
     dimension), as ``{None: compare_metric(...), dim: compare_metric(..., by=(dim,)), ...}``, with
-    the same numbers. For the metrics whose statistics group freely (all but churn, retention and
-    backlog) every breakdown and both periods come from one engine query — a union of the groupings
-    over one scan — instead of two queries per breakdown."""
+    the same numbers. For metrics whose statistics add up over groups (NPS counts, shares, counts,
+    sums, and means through their sums of values and squares) the engine aggregates once, by period
+    and every text dimension together, and each breakdown is summed from that small table; the
+    others (quantiles, distinct counts, churn, backlog) take one ``compare_metric`` per breakdown."""
     backend = _as_backend(backend)
     start, end = _as_date(start), _as_date(end)
     dims = list(dict.fromkeys(dims))
     kw = dict(start=start, end=end, compare=compare, where=where, alpha=alpha, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[metric] if metric in REGISTRY else None
-    if m is None or m.kind not in PERIOD_KINDS or start is None or end is None or compare not in ("previous", "year"):
-        return {d: compare_metric(backend, metric, by=(d,) if d else (), **kw) for d in (None, *dims)}
-    # Building the query with every breakdown checks their names (and the filters) against the table.
-    q = MetricQuery.build(metric, by=dims, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
-    b_start, b_end = previous_range(start, end, compare)
-    t = _in_periods(backend, m, q, {"now": (start, end), "before": (b_start, b_end)})
-    # Text dimensions share one union (their values travel as text); any other type gets its own query.
-    together = [d for d in dims if t[d].type().is_string()]
     out: dict[str | None, pd.DataFrame] = {}
-    parts = []
-    for d in (None, *together):
-        qd = replace(q, by=(d,) if d else ())
-        if m.kind == "quantile":
-            expr = _quantiles(t, m, qd, extra=("_per",))
+    if m is not None and m.kind in ADDITIVE_KINDS and start is not None and end is not None \
+            and compare in ("previous", "year"):
+        # Building the query with every breakdown checks their names (and the filters) against the table.
+        q = MetricQuery.build(metric, by=dims, start=start, end=end, where=where, min_n=min_n,
+                              ces_easy_min=ces_easy_min)
+        b_start, b_end = previous_range(start, end, compare)
+        t = _in_periods(backend, m, q, {"now": (start, end), "before": (b_start, b_end)})
+        together = [d for d in dims if t[d].type().is_string()]
+        if m.kind == "mean":
+            t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
+            aggs = dict(n=t.count(), _s1=t._v.sum(), _s2=(t._v * t._v).sum())
         else:
-            td, aggs = _agg_spec(t, m, qd)
-            expr = td.group_by([*([td[d]] if d else []), td._per]).aggregate(**aggs)
-        value = expr[d].cast("string") if d else ibis.null().cast("string")
-        expr = expr.mutate(_value=value, _dim=ibis.literal(d or "", type="string"))
-        parts.append(expr.select("_dim", "_value", "_per", *[c for c in expr.columns
-                                                              if c not in (d, "_dim", "_value", "_per")]))
-    raw = ibis.union(*parts).execute() if len(parts) > 1 else parts[0].execute()
-    for d in (None, *together):
-        part = raw[raw["_dim"] == (d or "")].drop(columns="_dim").rename(columns={"_value": d} if d else {})
-        if not d:
-            part = part.drop(columns="_value")
-        split = _split_periods(part.reset_index(drop=True), ("now", "before"), keyed=bool(d))
-        frame = _compare_frames(m, _finish(m, split["now"], min_n), _finish(m, split["before"], min_n),
-                                [d] if d else [], alpha, (start, end, b_start, b_end))
-        out[d] = frame.sort_values(d).reset_index(drop=True) if d else frame
-    for d in dims:
+            t, aggs = _agg_spec(t, m, q)
+        cube = t.group_by([t._per, *[t[d] for d in together]]).aggregate(**aggs).limit(MAX_CUBE_ROWS + 1).execute()
+        if len(cube) <= MAX_CUBE_ROWS:
+            stat_cols = list(aggs)
+            for d in (None, *together):
+                keys = ["_per", *([d] if d else [])]
+                raw = cube.groupby(keys, dropna=False, sort=True)[stat_cols].sum(min_count=1).reset_index()
+                if m.kind == "mean":
+                    n = raw["n"].astype("float64")
+                    raw["mean"] = raw["_s1"] / n
+                    var = (raw["_s2"] - raw["_s1"] ** 2 / n) / (n - 1)
+                    raw["sd"] = np.sqrt(var.clip(lower=0)).where(n > 1)
+                    raw = raw.drop(columns=["_s1", "_s2"])
+                split = _split_periods(raw, ("now", "before"), keyed=bool(d))
+                out[d] = _compare_frames(m, _finish(m, split["now"], min_n), _finish(m, split["before"], min_n),
+                                         [d] if d else [], alpha, (start, end, b_start, b_end))
+    for d in (None, *dims):
         if d not in out:
-            out[d] = compare_metric(backend, metric, by=(d,), **kw)
+            out[d] = compare_metric(backend, metric, by=(d,) if d else (), **kw)
+        if d:
+            out[d] = out[d].sort_values(d).reset_index(drop=True)
     return {d: out[d] for d in (None, *dims)}
 
 

@@ -579,8 +579,8 @@ def test_in_engine_quantile_intervals_match_the_reference_on_a_random_sample(tmp
                                   "ttr_p90", "fcr", "revenue", "aov", "purchase_frequency", "churn_rate", "backlog"])
 @pytest.mark.parametrize("compare", ["previous", "year"])
 def test_every_breakdown_at_once_gives_what_compare_metric_gives_for_each(backend, name, compare):
-    """One engine query for every breakdown and both periods: the numbers of one compare_metric per
-    breakdown, group for group (metrics that cannot group freely take that path themselves)."""
+    """One engine aggregate for every breakdown and both periods: the numbers of one compare_metric per
+    breakdown, group for group (metrics whose statistics do not add up take that path themselves)."""
     table = metrics.REGISTRY[name].table
     dims = {"responses": ["channel", "plan_tier"], "tickets": ["channel", "priority"], "orders": ["channel", "status"],
             "customers": ["plan"]}[table]
@@ -592,7 +592,8 @@ def test_every_breakdown_at_once_gives_what_compare_metric_gives_for_each(backen
         got = each[d]
         if d:
             want = want.sort_values(d).reset_index(drop=True)
-        pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-9)
+        # Means come from sums of values and squares here, from the engine's running variance there.
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-9 if name not in ("ces", "aov") else 1e-7)
         assert got.attrs == want.attrs
 
 
