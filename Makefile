@@ -46,3 +46,10 @@ demo: $(VENV)/.runtime
 
 clean-data:
 	rm -f data/touchpoint.duckdb data/touchpoint.duckdb.wal
+
+# Benchmarks (not part of `make test`): data generated once into bench/.cache, results in bench/RESULTS.md
+# and bench/results.json; fails when a budget is missed. `make bench BENCH_SIZES=100k,1m` for a quicker run.
+BENCH_SIZES ?= 100k,1m,10m
+BENCH_PORT  ?= 8599
+bench: $(VENV)/.dev system-deps
+	nice -n 15 $(BIN)/python -m bench.run --sizes $(BENCH_SIZES) --port $(BENCH_PORT)

@@ -168,8 +168,25 @@ def data_date_span(store: Store) -> tuple[date | None, date | None]:
     return lo, hi
 
 
+DIMENSION_CACHE_KEY = "cache:dimension_values"
+
+
 def dimension_values(store: Store) -> dict[str, list[str]]:
-    """Every filterable dimension with its values (most frequent first, at most 500), across tables."""
+    """Every filterable dimension with its values (most frequent first, at most 500), across tables.
+
+    Counting them reads every row of every table (1–2 s at tens of millions of rows), so the answer is
+    kept in the store keyed on its data version: a restarted app on unchanged data finds it at once,
+    and any import or removal (which changes the version) makes it be counted again."""
+    version = store.data_version()
+    saved = store.get_setting(DIMENSION_CACHE_KEY)
+    if isinstance(saved, dict) and saved.get("data_version") == version:
+        return {d: list(values) for d, values in saved["values"]}
+    out = _count_dimension_values(store)
+    store.set_setting(DIMENSION_CACHE_KEY, {"data_version": version, "values": [[d, v] for d, v in out.items()]})
+    return out
+
+
+def _count_dimension_values(store: Store) -> dict[str, list[str]]:
     by_dim: dict[str, list[str]] = {}
     for table in TABLES:
         for dim in store.dimensions(table):
@@ -177,17 +194,28 @@ def dimension_values(store: Store) -> dict[str, list[str]]:
                 continue
             by_dim.setdefault(dim, []).append(table)
     order = [d for d in CORE_DIMENSIONS if d in by_dim] + sorted(d for d in by_dim if d not in CORE_DIMENSIONS)
-    out: dict[str, list[str]] = {}
+    if not order:
+        return {}
+    # One scan per table (GROUPING SETS: every dimension of the table at once), then the counts of a
+    # dimension found in several tables add up. Identifiers come from the store's own column list (a
+    # whitelist), never from the user; dimension names travel as bound values.
+    parts, args = [], []
+    for table in TABLES:
+        dims = [d for d in order if table in by_dim[d]]
+        if not dims:
+            continue
+        which = " ".join(f"WHEN grouping({quote_ident(d)}) = 0 THEN ?" for d in dims)
+        args += dims
+        parts.append(
+            f"SELECT CASE {which} END AS dim, CAST(coalesce({', '.join(quote_ident(d) for d in dims)}) AS VARCHAR) AS v, "
+            f"count(*) AS n FROM {quote_ident(table)} "
+            f"GROUP BY GROUPING SETS ({', '.join(f'({quote_ident(d)})' for d in dims)})")
     with store.cursor() as cur:
-        for dim in order:
-            # Identifiers come from the store's own column list (a whitelist), never from the user.
-            union = " UNION ALL ".join(
-                f"SELECT {quote_ident(dim)} AS v FROM {quote_ident(t)} WHERE {quote_ident(dim)} IS NOT NULL"
-                for t in by_dim[dim]
-            )
-            rows = cur.execute(
-                f"SELECT v FROM ({union}) GROUP BY v ORDER BY count(*) DESC, v LIMIT {MAX_VALUES_PER_DIMENSION}"
-            ).fetchall()
-            if rows:
-                out[dim] = [r[0] for r in rows]
-    return out
+        rows = cur.execute(
+            f"SELECT dim, v FROM (SELECT dim, v, sum(n) AS n FROM ({' UNION ALL '.join(parts)}) WHERE v IS NOT NULL "
+            f"GROUP BY dim, v) QUALIFY row_number() OVER (PARTITION BY dim ORDER BY n DESC, v) <= "
+            f"{int(MAX_VALUES_PER_DIMENSION)} ORDER BY dim, n DESC, v", args).fetchall()
+    found: dict[str, list[str]] = {}
+    for dim, v in rows:
+        found.setdefault(dim, []).append(v)
+    return {d: found[d] for d in order if d in found}

@@ -193,10 +193,12 @@ def what_changed(backend, store: Store, filters: Filters, settings: Settings, li
         m = metrics.REGISTRY[name]
         cols = set(backend.table(m.table).columns)
         where, _ = applicable_where(backend, name, filters.where)
-        for dim in (None, *[d for d in CHANGE_DIMENSIONS if d in cols]):
-            cmp = metrics.compare_metric(backend, name, start=filters.start, end=filters.end, compare=filters.compare,
-                                         by=(dim,) if dim else (), where=where, alpha=settings.alpha,
-                                         min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+        # Overall and every breakdown from one engine query per metric.
+        every = metrics.compare_metric_by_each(backend, name, dims=[d for d in CHANGE_DIMENSIONS if d in cols],
+                                               start=filters.start, end=filters.end, compare=filters.compare,
+                                               where=where, alpha=settings.alpha, min_n=settings.min_n,
+                                               ces_easy_min=settings.ces_easy_min)
+        for dim, cmp in every.items():
             for _, r in cmp.iterrows():
                 if r["n"] >= settings.min_n and r["n_before"] >= settings.min_n and not pd.isna(r["p_value"]):
                     candidates += 1

@@ -313,6 +313,16 @@ def _aggregate(backend, m: Metric, q: MetricQuery, start: date | None, end: date
     if m.kind == "backlog":
         return _backlog_counts(backend, m, q, start, end)
     t = _filtered(backend, m, q, start, end)
+    if m.kind == "quantile":
+        return _quantiles(t, m, q).execute()
+    t, aggs = _agg_spec(t, m, q)
+    keys = _keys(t, m, q)
+    expr = t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
+    return expr.execute()
+
+
+def _agg_spec(t, m: Metric, q: MetricQuery) -> tuple[Any, dict]:
+    """The rows (``t``, narrowed for means) and the aggregates of a metric's sufficient statistics."""
     if m.kind == "nps":
         aggs = dict(promoters=(t.nps >= 9).sum(), detractors=(t.nps <= 6).sum(), n=t.count())
     elif m.kind == "share":
@@ -327,22 +337,19 @@ def _aggregate(backend, m: Metric, q: MetricQuery, start: date | None, end: date
         aggs = dict(mean=t._v.mean(), sd=t._v.std(), n=t.count())
     elif m.kind == "ratio":
         aggs = dict(num=m.numerator(t), den=m.denominator(t), n=t.count())
-    elif m.kind == "quantile":
-        return _quantiles(t, m, q)
-    else:  # pragma: no cover - every kind is handled above
+    else:  # pragma: no cover - every other kind has its own path
         raise AssertionError(m.kind)
-    keys = _keys(t, m, q)
-    expr = t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
-    return expr.execute()
+    return t, aggs
 
 
-def _quantiles(t, m: Metric, q: MetricQuery) -> pd.DataFrame:
+def _quantiles(t, m: Metric, q: MetricQuery, extra: tuple[str, ...] = ()):
     """The q-quantile with its order-statistic interval: rank the values within each group (window
-    functions), then pick the values at the interval's ranks. Exact on DuckDB and Spark alike."""
+    functions), then pick the values at the interval's ranks. Exact on DuckDB and Spark alike.
+    Returns the (unexecuted) expression; ``extra`` names more columns of ``t`` to group by."""
     t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
     if q.grain:
         t = t.mutate(period=t[m.date_column].truncate(GRAINS[q.grain]))
-    group = [*q.by, *(["period"] if q.grain else [])]
+    group = [*q.by, *(["period"] if q.grain else []), *extra]
     window = dict(group_by=[t[c] for c in group]) if group else {}
     t = t.mutate(_rn=ibis.row_number().over(order_by=[t._v], **window) + 1,
                  _cnt=t.count().over(**window))
@@ -353,8 +360,46 @@ def _quantiles(t, m: Metric, q: MetricQuery) -> pd.DataFrame:
     aggs = dict(value=t._v.quantile(m.q), lo=t._v.max(where=t._rn == t._j), hi=t._v.max(where=t._rn == t._k),
                 n=t.count(), mean=t._v.mean())
     keys = [t[c] for c in group]
-    expr = t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
-    return expr.execute()
+    return t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
+
+
+# Kinds whose statistics for several date ranges (and several breakdowns) come from one engine query.
+PERIOD_KINDS = frozenset({"nps", "share", "count", "sum", "mean", "ratio", "quantile"})
+
+
+def _in_periods(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[date, date]]):
+    """The metric's rows in any of ``ranges`` (label → inclusive start, end), labelled in ``_per``."""
+    t = _filtered(backend, m, q, None, None, use_dates=False)
+    col = t[m.date_column]
+    inside = {label: (col >= _ts(s)) & (col < _ts(e + timedelta(days=1))) for label, (s, e) in ranges.items()}
+    lo, hi = min(s for s, _ in ranges.values()), max(e for _, e in ranges.values())
+    # The outer bounds first: a plain range on the date column lets the engine skip whole blocks.
+    t = t.filter((col >= _ts(lo)) & (col < _ts(hi + timedelta(days=1))))
+    return t.mutate(_per=ibis.cases(*[(cond, label) for label, cond in inside.items()])).filter(
+        lambda x: x._per.notnull())
+
+
+def _split_periods(raw: pd.DataFrame, labels, keyed: bool) -> dict[str, pd.DataFrame]:
+    """One frame per period label; without breakdown keys an empty period is one row of no data
+    (counts 0, statistics NULL), as an aggregate over no rows is."""
+    out = {}
+    for label in labels:
+        part = raw[raw["_per"] == label].drop(columns="_per").reset_index(drop=True)
+        if not keyed and part.empty:
+            part = pd.DataFrame({c: [math.nan] for c in part.columns})
+        out[label] = part
+    return out
+
+
+def _aggregate_periods(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[date, date]]) -> dict[str, pd.DataFrame]:
+    """``_aggregate`` for each labelled date range, in one engine query."""
+    t = _in_periods(backend, m, q, ranges)
+    if m.kind == "quantile":
+        expr = _quantiles(t, m, q, extra=("_per",))
+    else:
+        t, aggs = _agg_spec(t, m, q)
+        expr = t.group_by([*_keys(t, m, q), t._per]).aggregate(**aggs)
+    return _split_periods(expr.execute(), ranges, keyed=bool(q.by or q.grain))
 
 
 def _customer_mode(backend) -> str:
@@ -577,9 +622,19 @@ def compare_metric(backend, metric: str, *, start, end, compare: str = "previous
     q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
     b_start, b_end = previous_range(start, end, compare)
-    now = _finish(m, _aggregate(backend, m, q, start, end), min_n)
-    before = _finish(m, _aggregate(backend, m, q, b_start, b_end), min_n)
-    keys = list(q.by)
+    if m.kind in PERIOD_KINDS:  # both periods from one engine query
+        raw = _aggregate_periods(backend, m, q, {"now": (start, end), "before": (b_start, b_end)})
+        now, before = _finish(m, raw["now"], min_n), _finish(m, raw["before"], min_n)
+    else:
+        now = _finish(m, _aggregate(backend, m, q, start, end), min_n)
+        before = _finish(m, _aggregate(backend, m, q, b_start, b_end), min_n)
+    return _compare_frames(m, now, before, list(q.by), alpha, (start, end, b_start, b_end))
+
+
+def _compare_frames(m: Metric, now: pd.DataFrame, before: pd.DataFrame, keys: list[str], alpha: float,
+                    ranges: tuple[date, date, date, date]) -> pd.DataFrame:
+    """Now vs before, per group, with the test of each change (see ``compare_metric``)."""
+    start, end, b_start, b_end = ranges
     if keys:
         merged = now.merge(before, on=keys, how="outer", suffixes=("", "_before"))
     else:
@@ -595,6 +650,62 @@ def compare_metric(backend, metric: str, *, start, end, compare: str = "previous
     out = merged[cols].copy()
     out.attrs.update(start=start, end=end, before_start=b_start, before_end=b_end, metric=m.name)
     return out.reset_index(drop=True)
+
+
+# Kinds whose sufficient statistics add up over groups: one fine-grained aggregate serves every breakdown.
+ADDITIVE_KINDS = frozenset({"nps", "share", "count", "sum", "mean"})
+MAX_CUBE_ROWS = 200_000  # beyond this many groups, the breakdowns are queried one by one
+
+
+def compare_metric_by_each(backend, metric: str, *, dims, start, end, compare: str = "previous", where=None,
+                           alpha: float = 0.05, min_n: int = MIN_N,
+                           ces_easy_min: float | None = None) -> dict[str | None, pd.DataFrame]:
+    """``compare_metric`` overall (key None) and broken down by each of ``dims`` in turn (key: the
+    dimension), as ``{None: compare_metric(...), dim: compare_metric(..., by=(dim,)), ...}``, with
+    the same numbers. For metrics whose statistics add up over groups (NPS counts, shares, counts,
+    sums, and means through their sums of values and squares) the engine aggregates once, by period
+    and every text dimension together, and each breakdown is summed from that small table; the
+    others (quantiles, distinct counts, churn, backlog) take one ``compare_metric`` per breakdown."""
+    backend = _as_backend(backend)
+    start, end = _as_date(start), _as_date(end)
+    dims = list(dict.fromkeys(dims))
+    kw = dict(start=start, end=end, compare=compare, where=where, alpha=alpha, min_n=min_n, ces_easy_min=ces_easy_min)
+    m = REGISTRY[metric] if metric in REGISTRY else None
+    out: dict[str | None, pd.DataFrame] = {}
+    if m is not None and m.kind in ADDITIVE_KINDS and start is not None and end is not None \
+            and compare in ("previous", "year"):
+        # Building the query with every breakdown checks their names (and the filters) against the table.
+        q = MetricQuery.build(metric, by=dims, start=start, end=end, where=where, min_n=min_n,
+                              ces_easy_min=ces_easy_min)
+        b_start, b_end = previous_range(start, end, compare)
+        t = _in_periods(backend, m, q, {"now": (start, end), "before": (b_start, b_end)})
+        together = [d for d in dims if t[d].type().is_string()]
+        if m.kind == "mean":
+            t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
+            aggs = dict(n=t.count(), _s1=t._v.sum(), _s2=(t._v * t._v).sum())
+        else:
+            t, aggs = _agg_spec(t, m, q)
+        cube = t.group_by([t._per, *[t[d] for d in together]]).aggregate(**aggs).limit(MAX_CUBE_ROWS + 1).execute()
+        if len(cube) <= MAX_CUBE_ROWS:
+            stat_cols = list(aggs)
+            for d in (None, *together):
+                keys = ["_per", *([d] if d else [])]
+                raw = cube.groupby(keys, dropna=False, sort=True)[stat_cols].sum(min_count=1).reset_index()
+                if m.kind == "mean":
+                    n = raw["n"].astype("float64")
+                    raw["mean"] = raw["_s1"] / n
+                    var = (raw["_s2"] - raw["_s1"] ** 2 / n) / (n - 1)
+                    raw["sd"] = np.sqrt(var.clip(lower=0)).where(n > 1)
+                    raw = raw.drop(columns=["_s1", "_s2"])
+                split = _split_periods(raw, ("now", "before"), keyed=bool(d))
+                out[d] = _compare_frames(m, _finish(m, split["now"], min_n), _finish(m, split["before"], min_n),
+                                         [d] if d else [], alpha, (start, end, b_start, b_end))
+    for d in (None, *dims):
+        if d not in out:
+            out[d] = compare_metric(backend, metric, by=(d,) if d else (), **kw)
+        if d:
+            out[d] = out[d].sort_values(d).reset_index(drop=True)
+    return {d: out[d] for d in (None, *dims)}
 
 
 def _test(m: Metric, r: pd.Series) -> float:

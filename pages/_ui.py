@@ -70,6 +70,14 @@ def cached_availability(data_version: int) -> dict[str, str | None]:
     return insights.metric_availability(get_store())
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_batches(data_version: int):
+    """The import batches with the rows each still holds (a count over every table: cached per data version)."""
+    from cx.ingest import list_batches
+
+    return list_batches(get_store())
+
+
 def current_settings() -> Settings:
     return load_settings(get_store())
 

@@ -16,7 +16,7 @@ from cx.engine import engine_url, is_external
 from cx.errors import AmbiguousValues, TouchpointError
 from cx.export import to_csv_bytes
 from cx.store import TABLES
-from pages._ui import TABLE_LABELS, fmt_int, get_store, show_error
+from pages._ui import TABLE_LABELS, cached_batches, fmt_int, get_store, show_error
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "tab", "dat", "psv", "gz", "xlsx", "xlsm", "xls", "ods", "parquet", "json",
                 "ndjson", "jsonl"]
@@ -325,7 +325,7 @@ def _confirm_reset() -> None:
 
 
 def _batches_tab() -> None:
-    batches = ingest.list_batches(store)
+    batches = cached_batches(store.data_version())
     if batches.empty:
         st.info("No batches yet. Import a file in the **Import** tab, or load the demo data below.")
     else:

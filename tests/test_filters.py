@@ -50,3 +50,53 @@ def test_invalid_url_values_are_ignored_with_a_notice():
 def test_bad_custom_dates_fall_back_to_all_time():
     f, notices = Filters.from_query_params({"range": "custom", "from": "2024-05-01", "to": "2024-04-01"}, KNOWN)
     assert f.preset == "last_90" and f.start is None and len(notices) == 1
+
+
+def _dims_store(tmp_path):
+    from cx.store import Store
+
+    s = Store(tmp_path / "dims.duckdb")
+    with s.cursor() as cur:
+        # channel in two tables: web 3 + 1 = 4, app 2 + 2 = 4 (a tie: alphabetical), email 1; NULLs never count.
+        for i, (ch, seg) in enumerate([("web", "SMB"), ("web", "SMB"), ("web", None), ("app", "SMB"), ("app", "Ent"),
+                                       ("email", None), (None, "Ent")]):
+            cur.execute("INSERT INTO responses (response_id, submitted_at, channel, segment, batch_id, row_hash) "
+                        "VALUES (?, TIMESTAMP '2024-01-01', ?, ?, 1, 'h')", [f"r{i}", ch, seg])
+        for i, ch in enumerate(["web", "app", "app", None]):
+            cur.execute("INSERT INTO orders (order_id, customer_id, ordered_at, channel, status, batch_id, row_hash) "
+                        "VALUES (?, 'c', TIMESTAMP '2024-01-01', ?, 'paid', 1, 'h')", [f"o{i}", ch])
+        cur.execute("UPDATE meta SET data_version = data_version + 1")
+    return s
+
+
+def test_dimension_values_count_across_tables_most_frequent_first(tmp_path):
+    from cx.filters import dimension_values
+
+    s = _dims_store(tmp_path)
+    # status is a column of orders but not a filter; dimensions without values are left out.
+    assert dimension_values(s) == {"channel": ["app", "web", "email"], "segment": ["SMB", "Ent"]}
+    s.close()
+
+
+def test_dimension_values_are_kept_until_the_data_version_changes(tmp_path):
+    from cx.filters import dimension_values
+
+    s = _dims_store(tmp_path)
+    first = dimension_values(s)
+    with s.cursor() as cur:
+        cur.execute("INSERT INTO responses (response_id, submitted_at, channel, batch_id, row_hash) "
+                    "VALUES ('x', TIMESTAMP '2024-01-02', 'phone', 1, 'h')")
+    assert dimension_values(s) == first  # same data version: the kept answer
+    with s.cursor() as cur:
+        cur.execute("UPDATE meta SET data_version = data_version + 1")
+    assert dimension_values(s)["channel"] == ["app", "web", "email", "phone"]
+    s.close()
+
+
+def test_dimension_values_keep_at_most_the_limit_per_dimension(tmp_path, monkeypatch):
+    from cx import filters
+
+    monkeypatch.setattr(filters, "MAX_VALUES_PER_DIMENSION", 2)
+    s = _dims_store(tmp_path)
+    assert filters.dimension_values(s)["channel"] == ["app", "web"]
+    s.close()

@@ -573,3 +573,38 @@ def test_in_engine_quantile_intervals_match_the_reference_on_a_random_sample(tmp
             value, lo, hi = stats.quantile_interval(hours[teams == team], q)
             assert tuple(got.loc[team, ["value", "ci_low", "ci_high"]]) == pytest.approx((value, lo, hi), abs=1e-9)
     s.close()
+
+
+@pytest.mark.parametrize("name", ["nps", "csat", "ces", "ces_easy", "responses", "comment_share", "frt_median",
+                                  "ttr_p90", "fcr", "revenue", "aov", "purchase_frequency", "churn_rate", "backlog"])
+@pytest.mark.parametrize("compare", ["previous", "year"])
+def test_every_breakdown_at_once_gives_what_compare_metric_gives_for_each(backend, name, compare):
+    """One engine aggregate for every breakdown and both periods: the numbers of one compare_metric per
+    breakdown, group for group (metrics whose statistics do not add up take that path themselves)."""
+    table = metrics.REGISTRY[name].table
+    dims = {"responses": ["channel", "plan_tier"], "tickets": ["channel", "priority"], "orders": ["channel", "status"],
+            "customers": ["plan"]}[table]
+    kw = dict(start="2024-02-01", end="2024-02-29", compare=compare)
+    each = metrics.compare_metric_by_each(backend, name, dims=dims, **kw)
+    assert list(each) == [None, *dims]
+    for d in [None, *dims]:
+        want = metrics.compare_metric(backend, name, by=(d,) if d else (), **kw)
+        got = each[d]
+        if d:
+            want = want.sort_values(d).reset_index(drop=True)
+        # Means come from sums of values and squares here, from the engine's running variance there.
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-9 if name not in ("ces", "aov") else 1e-7)
+        assert got.attrs == want.attrs
+
+
+def test_breakdowns_at_once_keep_a_period_without_data(backend):
+    # February 2023 and the comparison period before it hold no responses: counts 0, values missing.
+    each = metrics.compare_metric_by_each(backend, "nps", dims=["channel"], start="2023-02-01", end="2023-02-28")
+    overall = each[None].iloc[0]
+    assert overall["n"] == 0 and overall["n_before"] == 0 and math.isnan(overall["value"])
+    assert each["channel"].empty
+
+
+def test_breakdowns_at_once_refuse_unknown_dimensions(backend):
+    with pytest.raises(UnknownDimension):
+        metrics.compare_metric_by_each(backend, "nps", dims=["no_such_column"], start="2024-02-01", end="2024-02-29")
