@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _meeting
 from pages._ui import get_store, sidebar_filters, sidebar_store_summary
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
@@ -17,12 +18,15 @@ trends = st.Page("pages/trends.py", title="Trends", icon=":material/show_chart:"
 segments = st.Page("pages/segments.py", title="Segments & channels", icon=":material/grid_view:", url_path="segments")
 data = st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")
 settings = st.Page("pages/settings.py", title="Settings", icon=":material/tune:", url_path="settings")
+decks_page = st.Page("pages/decks.py", title="Decks", icon=":material/slideshow:", url_path="decks")
 ANALYSIS = {overview.url_path, trends.url_path, segments.url_path}
 
-page = st.navigation({"Analysis": [overview, trends, segments], "Manage": [data, settings]})
+page = st.navigation({"Analysis": [overview, trends, segments], "Manage": [data, settings, decks_page]})
+_meeting.before_page(page)  # presentation mode, deck stepping
 with st.sidebar:
     if page.url_path in ANALYSIS or page.url_path == "":
         st.session_state["filters"] = sidebar_filters(store)
         st.divider()
     sidebar_store_summary(store)
 page.run()
+_meeting.after_page(page, analysis=page.url_path in ANALYSIS or page.url_path == "")  # share, present, export
