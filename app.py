@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _meeting
 from pages._ui import get_store, sidebar_filters, sidebar_store_summary
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
@@ -20,14 +21,17 @@ churn = st.Page("pages/churn.py", title="Churn & value", icon=":material/trendin
 data = st.Page("pages/data.py", title="Data", icon=":material/upload_file:", url_path="data")
 voice_page = st.Page("pages/voice.py", title="Voice of the customer", icon=":material/forum:", url_path="voice")
 settings = st.Page("pages/settings.py", title="Settings", icon=":material/tune:", url_path="settings")
+decks_page = st.Page("pages/decks.py", title="Decks", icon=":material/slideshow:", url_path="decks")
 # Analysis pages get the shared sidebar filters; Manage pages do not.
 ANALYSIS_PAGES = [overview, trends, segments, journey, churn, voice_page]
 ANALYSIS = {p.url_path for p in ANALYSIS_PAGES}
 
-page = st.navigation({"Analysis": ANALYSIS_PAGES, "Manage": [data, settings]})
+page = st.navigation({"Analysis": ANALYSIS_PAGES, "Manage": [data, settings, decks_page]})
+_meeting.before_page(page)  # presentation mode, deck stepping
 with st.sidebar:
     if page.url_path in ANALYSIS or page.url_path == "":
         st.session_state["filters"] = sidebar_filters(store)
         st.divider()
     sidebar_store_summary(store)
 page.run()
+_meeting.after_page(page, analysis=page.url_path in ANALYSIS or page.url_path == "")  # share, present, export

@@ -253,14 +253,23 @@ def page_option(key: str, options: list, default, *, label: str, fmt=None, widge
 def show_chart(fig: go.Figure, key: str) -> None:
     """Every chart on every page goes through here, so chart-level controls (image export,
     presentation sizing) live in one place. ``key`` is unique on the page, prefixed by it."""
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=key)
+    from pages import _meeting  # image downloads, presentation sizing, recording for slide exports
+
+    presenting = _meeting.presenting()
+    if presenting:
+        _meeting.present_figure(fig)
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False, "displayModeBar": not presenting}, key=key)
+    _meeting.chart_tools(fig, key)
 
 
 def table_download(frame, file_stem: str, key: str, label: str = "Download CSV") -> None:
-    """A formula-safe CSV download of a table (see cx.export)."""
-    from cx.export import to_csv_bytes
+    """Formula-safe CSV and XLSX downloads of a table (see cx.export); the XLSX is built on click."""
+    from cx.export import to_csv_bytes, to_xlsx_bytes
 
-    st.download_button(label, to_csv_bytes(frame), file_name=f"{file_stem}.csv", mime="text/csv", key=key)
+    with st.container(horizontal=True):
+        st.download_button(label, to_csv_bytes(frame), file_name=f"{file_stem}.csv", mime="text/csv", key=key)
+        st.download_button("Download XLSX", lambda: to_xlsx_bytes(frame), file_name=f"{file_stem}.xlsx",
+                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}_xlsx")
 
 
 def style_figure(fig: go.Figure, *, title: str, x_title: str | None, y_title: str | None, height: int = 380) -> go.Figure:

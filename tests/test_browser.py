@@ -35,15 +35,29 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app on an empty store, started with the demo data off so tests see exactly what they import."""
+    yield from _serve(tmp_path_factory.mktemp("browser") / "touchpoint.duckdb")
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The app on the demo data (loaded by the command line before the server starts)."""
+    db = tmp_path_factory.mktemp("browser-demo") / "touchpoint.duckdb"
+    if Path(CHROMIUM).exists():
+        subprocess.run([sys.executable, "-m", "cx", "demo", "--db", str(db)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, timeout=600)
+    yield from _serve(db)
+
+
+def _serve(db: Path):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (make test installs it)")
-    db = tmp_path_factory.mktemp("browser") / "touchpoint.duckdb"
     port = _free_port()
     env = {**os.environ, "TOUCHPOINT_DB": str(db)}
+    log = open(db.parent / "server.log", "wb")  # a file, not a pipe nobody drains
     proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCH, "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -56,13 +70,15 @@ def server(tmp_path_factory):
             time.sleep(0.3)
     else:
         proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+        log.close()
+        pytest.fail("streamlit did not start: " + (db.parent / "server.log").read_text(errors="replace")[-2000:])
     yield {"url": url, "db": db}
     proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +146,176 @@ def test_upload_through_the_data_page_imports_the_file(server, page, tmp_path):
     page.locator('[data-testid="stDataFrame"] canvas').first.wait_for(timeout=30_000)
     _no_exception(page)
     _shot(page, "data-batches")
+
+
+# -- on the demo data: every page, shared links, presentation mode, exports ------------------------
+def _wait_page(page) -> None:
+    """Until the page has run to its end: an analysis page then shows the share box (drawn after the
+    page) and every chart it sent has its SVG; other pages show their title and no running status."""
+    page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=90_000)
+    if page.locator('[data-testid="stSidebar"]').get_by_text("Filters", exact=True).count():
+        page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').wait_for(timeout=120_000)
+        charts = page.locator('[data-testid="stPlotlyChart"]')
+        charts.first.wait_for(timeout=90_000)  # Plotly's component loads lazily, after the share box
+        for i in range(charts.count()):
+            charts.nth(i).locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    else:
+        page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=120_000)
+
+
+def _kpis(page) -> dict[str, str]:
+    return dict(zip(page.get_by_test_id("stMetricLabel").all_inner_texts(),
+                    page.get_by_test_id("stMetricValue").all_inner_texts()))
+
+
+def _nav_paths(page, base: str) -> list[str]:
+    """Every page app.py registers, as the sidebar navigation lists them (new pages are picked up)."""
+    page.goto(base)
+    page.get_by_test_id("stSidebarNav").wait_for(timeout=90_000)
+    hrefs = page.get_by_test_id("stSidebarNav").locator("a").evaluate_all("els => els.map(e => e.href)")
+    return list(dict.fromkeys(hrefs))
+
+
+def test_every_registered_page_loads_with_its_charts_drawn(demo_server, page):
+    paths = _nav_paths(page, demo_server["url"])
+    assert len(paths) >= 6, paths  # Overview, Trends, Segments, Data, Settings, Decks at least
+    for href in paths:
+        page.goto(href)
+        _wait_page(page)
+        _no_exception(page)
+        name = href.rstrip("/").rsplit("/", 1)[-1] or "overview"
+        _shot(page, f"page-{name.split(':')[-1]}")
+
+
+def test_a_shared_link_opened_in_a_fresh_browser_shows_the_same_numbers(demo_server, browser):
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = first.new_page()
+    pg.goto(demo_server["url"] + "/?range=last_365&f.channel=app")
+    _wait_page(pg)
+    filtered = _kpis(pg)
+    link = pg.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    assert "f.channel=app" in link and "range=last_365" in link, link
+    pg.goto(demo_server["url"] + "/?range=last_365")
+    _wait_page(pg)
+    assert _kpis(pg)["NPS"] != filtered["NPS"]  # the filter matters, so equal numbers below mean something
+    first.close()
+
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = fresh.new_page()
+    pg.goto(link)
+    _wait_page(pg)
+    _no_exception(pg)
+    assert _kpis(pg) == filtered
+    assert pg.get_by_test_id("stMultiSelect").first.get_by_text("app", exact=True).count() == 1
+    _shot(pg, "shared-link-fresh-context")
+
+    trends = demo_server["url"] + "/trends?metric=csat&grain=quarter&f.channel=web"
+    pg.goto(trends)
+    _wait_page(pg)
+    link = pg.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    assert "metric=csat" in link and "grain=quarter" in link and "f.channel=web" in link
+    fresh.close()
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
+def test_presentation_mode_hides_the_chrome_and_fits_the_screen(demo_server, browser, size):
+    ctx = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    pg = ctx.new_page()
+    pg.goto(demo_server["url"] + "/trends?metric=nps&present=1")
+    pg.locator(".st-key-present_bar").wait_for(timeout=90_000)
+    pg.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=90_000)
+    _no_exception(pg)
+    assert not pg.get_by_test_id("stSidebar").is_visible()
+    assert not pg.get_by_test_id("stHeader").is_visible()
+    assert not pg.get_by_test_id("stSelectbox").first.is_visible()  # page controls hidden too
+    box = pg.locator('[data-testid="stPlotlyChart"]').first.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= size[0] and box["y"] + box["height"] <= size[1] + 40
+    title_px = pg.locator('[data-testid="stMain"] h1').first.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    assert title_px >= 40  # large type
+    _shot(pg, f"present-{size[0]}x{size[1]}")
+    pg.get_by_role("button", name="Exit presentation").click()
+    pg.get_by_test_id("stSidebar").wait_for(state="visible", timeout=60_000)
+    assert "present" not in pg.url
+    ctx.close()
+
+
+def _add_view(pg, deck: str, title: str, new: bool) -> None:
+    pg.get_by_role("button", name="Add to deck").click()
+    if new:
+        pg.get_by_test_id("stPopoverBody").get_by_test_id("stSelectbox").click()
+        pg.get_by_role("option", name="➕ New deck…").click()
+        pg.get_by_label("New deck name").fill(deck)
+    pg.get_by_label("Title of this view").fill(title)
+    pg.get_by_role("button", name="Add this view").click()
+    pg.get_by_text("Added as view").wait_for(timeout=60_000)
+    pg.keyboard.press("Escape")
+
+
+def _download(pg, button_name: str, tmp_path: Path) -> Path:
+    with pg.expect_download(timeout=240_000) as d:
+        pg.get_by_role("button", name=button_name).click(timeout=240_000)
+    target = tmp_path / d.value.suggested_filename
+    d.value.save_as(target)
+    return target
+
+
+def test_a_deck_is_built_presented_with_the_arrow_keys_and_exported(demo_server, page, tmp_path):
+    from pptx import Presentation
+    from pypdf import PdfReader
+
+    page.goto(demo_server["url"] + "/trends?metric=nps&grain=month")
+    _wait_page(page)
+    # An image of the chart, drawn on demand.
+    page.get_by_role("button", name="Image").first.click()
+    page.get_by_role("button", name="Prepare image").click()
+    png = _download(page, "Download PNG", tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    page.keyboard.press("Escape")
+    _add_view(page, "Browser deck", "NPS month by month", new=True)
+    page.goto(demo_server["url"] + "/segments?metric=csat&rows=region")
+    _wait_page(page)
+    _add_view(page, "Browser deck", "CSAT by region", new=False)
+    # The page itself as slides.
+    page.get_by_role("button", name="Export slides").click()
+    page.get_by_role("button", name="PPTX").click()
+    one = _download(page, "Download PPTX", tmp_path)
+    assert len(Presentation(str(one)).slides) == 2  # title + this page
+    page.keyboard.press("Escape")
+
+    page.goto(demo_server["url"] + "/decks?deck=Browser+deck")
+    page.get_by_text("2 views").wait_for(timeout=60_000)
+    _no_exception(page)
+    _shot(page, "decks")
+    page.get_by_role("button", name="Present").first.click()
+    page.locator(".st-key-present_bar").get_by_text("1 / 2").wait_for(timeout=90_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=90_000)
+    assert "metric=nps" in page.url
+    page.keyboard.press("ArrowRight")
+    page.locator(".st-key-present_bar").get_by_text("2 / 2").wait_for(timeout=90_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=90_000)
+    assert "/segments" in page.url and "rows=region" in page.url
+    _no_exception(page)
+    _shot(page, "deck-present-2")
+    page.keyboard.press("ArrowLeft")
+    page.locator(".st-key-present_bar").get_by_text("1 / 2").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Exit presentation").click()
+    page.get_by_test_id("stSidebar").wait_for(state="visible", timeout=60_000)
+
+    for fmt in ("pptx", "pdf"):
+        page.goto(demo_server["url"] + "/decks?deck=Browser+deck")
+        page.get_by_text("2 views").wait_for(timeout=60_000)
+        page.get_by_role("button", name=f"Export {fmt.upper()}").click()
+        f = _download(page, f"Download touchpoint-browser-deck-", tmp_path)
+        assert f.suffix == f".{fmt}"
+        if fmt == "pptx":
+            prs = Presentation(str(f))
+            assert len(prs.slides) == 3
+            titles = [[sh.text_frame.text for sh in s.shapes if sh.has_text_frame][0] for s in list(prs.slides)[1:]]
+            assert titles == ["NPS month by month", "CSAT by region"]
+            assert all(len([sh for sh in s.shapes if sh.shape_type == 13]) == 1 for s in list(prs.slides)[1:])
+        else:
+            pdf = PdfReader(str(f))
+            assert len(pdf.pages) == 3
+            assert "CSAT by region" in pdf.pages[2].extract_text()
+    _no_exception(page)
+    _shot(page, "deck-exported")
