@@ -157,8 +157,9 @@ def _wait_page(page) -> None:
         page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').wait_for(timeout=120_000)
         charts = page.locator('[data-testid="stPlotlyChart"]')
         charts.first.wait_for(timeout=90_000)  # Plotly's component loads lazily, after the share box
-        for i in range(charts.count()):
-            charts.nth(i).locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        charts.first.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        for i in range(charts.count()):  # charts in tabs not shown are drawn but hidden
+            charts.nth(i).locator(".js-plotly-plot .main-svg").first.wait_for(state="attached", timeout=60_000)
     else:
         page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=120_000)
 
