@@ -119,6 +119,9 @@ def funnel_section() -> None:
             st.info(f"The link's steps {', '.join(repr(x) for x in unknown[:5])} are not in the data; left out.",
                     icon=":material/link_off:")
         st.session_state["journey_steps"] = from_url if len(from_url) >= 2 else names[:min(5, len(names))]
+    elif any(x not in counts for x in st.session_state["journey_steps"]):
+        # After an import or a removal, steps no longer in the data leave the selection quietly.
+        st.session_state["journey_steps"] = [x for x in st.session_state["journey_steps"] if x in counts]
     steps = st.multiselect(
         "Steps, in order", names, key="journey_steps", max_selections=funnel.MAX_STEPS,
         format_func=lambda s: f"{s} ({counts.get(s, 0):,} customers)",
