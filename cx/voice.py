@@ -632,6 +632,11 @@ def _discover_source(frame: pd.DataFrame, langs: np.ndarray, polarity: np.ndarra
     return pd.concat(parts, ignore_index=True)
 
 
+def is_current(store: Store) -> bool:
+    """Whether the stored analysis was made from the comments the store holds now."""
+    return fingerprint(store) == (store.get_setting("voice_state", {}) or {}).get("fingerprint")
+
+
 def refresh_after_import(store: Store, kind: str, note=None) -> None:
     """The import's hook: rescore when the import touched a table with comments. The import itself has
     already committed; a failure here is kept in the store and shown on the Voice page, never undoes it.

@@ -72,7 +72,7 @@ def _metrics(v: int, rev: str, source: str) -> list[str]:
 # older rows), once per data version.
 if st.session_state.get("voice_checked") != v:
     try:
-        if voice.fingerprint(store) != (store.get_setting("voice_state", {}) or {}).get("fingerprint"):
+        if not voice.is_current(store):
             with st.spinner("Reading the comments: language, sentiment and themes…"):
                 voice.refresh(store)
     except TouchpointError as exc:

@@ -114,6 +114,10 @@ def test_sentiment_is_learned_from_scored_comments_and_held_out_agreement_is_rep
     assert report.agreement == 1.0
     assert 0.5 <= report.agreement_3 <= 1.0
     assert rows(store, "SELECT DISTINCT model_version FROM comment_scores") == [("voice-1:learned:en",)]
+    # Free texts scored with the store's model (as `python -m cx sentiment --db` does).
+    free = voice.score_texts(["Support was rude and the box arrived broken.", "Friendly staff, will buy again."], store)
+    assert list(free["label"]) == ["negative", "positive"]
+    assert voice.is_current(store)
 
 
 def test_the_scores_labels_follow_each_scale():
