@@ -30,7 +30,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from cx.errors import TouchpointError
-from cx.store import TABLES, Store, quote_ident
+from cx.store import Store, quote_ident
 
 MODEL_VERSION = "voice-1"
 MIN_PER_CLASS = 50  # labelled negative and positive comments a language needs to learn its own model
