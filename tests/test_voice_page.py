@@ -101,3 +101,22 @@ def test_the_page_loads_on_the_demo_data_with_discovered_themes(app_store_path):
     themes = at.dataframe[0].value
     assert (themes["Origin"] == "Discovered").sum() >= 6
     assert any("late" in t and "delivery" in t for t in themes["Theme"])
+
+
+def test_ticket_texts_are_a_second_source_with_their_own_csat(voice_db):
+    store = open_store(voice_db)
+    tickets = pd.DataFrame({"ticket_id": ["t1", "t2"], "created_at": [pd.Timestamp("2025-03-02")] * 2,
+                            "subject": ["Refund missing", "Parcel is late"],
+                            "description": ["I was charged twice.", "The delivery is a week late."],
+                            "channel": ["email", "web"], "csat": [1, 5]})
+    ingest.import_frame(store, "tickets", tickets, file_name="tickets")
+    at = _open()
+    at.radio(key="opt_source").set_value("tickets").run()
+    assert not at.exception, at.exception
+    comments = _comments(at)
+    assert sorted(comments["id"]) == ["t1", "t2"]
+    assert "Parcel is late. The delivery is a week late." in list(comments["comment"])
+    assert at.selectbox(key="opt_voice_metric").value == "csat"
+    themes = at.dataframe[0].value.set_index("Theme")
+    # CSAT 1 of 2 satisfied = 50%; without the dissatisfied billing ticket 100%: billing costs 50 points.
+    assert themes.loc["Billing & refunds", "Cost (points of % satisfied)"] == 50.0
