@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import threading
 import unicodedata
@@ -641,8 +642,8 @@ def refresh_after_import(store: Store, kind: str, note=None) -> None:
     """The import's hook: rescore when the import touched a table with comments. The import itself has
     already committed; a failure here is kept in the store and shown on the Voice page, never undoes it.
     ``note(fraction, message)`` reports progress."""
-    if kind not in SOURCES:
-        return
+    if kind not in SOURCES or os.environ.get("TOUCHPOINT_VOICE", "").lower() == "defer":
+        return  # deferred: the Voice page and `python -m cx voice` analyse on first use instead
     if note is not None:
         note(0.85, "Reading the comments: language, sentiment and themes")
     try:

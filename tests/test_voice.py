@@ -153,6 +153,14 @@ def test_scores_follow_imports_and_removals_without_orphans(store):
     assert voice.current_counts(store) == {"comments": 0, "analysed": 0}
 
 
+def test_analysis_at_import_can_be_deferred_to_first_use(store, monkeypatch):
+    monkeypatch.setenv("TOUCHPOINT_VOICE", "defer")
+    import_comments(store, [(10, "Great service, thank you!")])
+    assert voice.current_counts(store) == {"comments": 1, "analysed": 0} and not voice.is_current(store)
+    voice.refresh(store)
+    assert voice.current_counts(store) == {"comments": 1, "analysed": 1} and voice.is_current(store)
+
+
 def test_a_changed_comment_is_not_counted_with_its_old_score(store):
     import_comments(store, [(10, "Great service, thank you!")], name="a")
     with store.transaction() as cur:  # an edit behind the importer's back: the score is now stale
