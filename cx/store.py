@@ -243,7 +243,7 @@ def _migration_2(cur: duckdb.DuckDBPyConnection) -> None:
 
 MIGRATIONS = {1: _migration_1}
 MIGRATIONS[2] = _migration_2
-SCHEMA_VERSION = max(MIGRATIONS)
+SCHEMA_VERSION = max(MIGRATIONS)  # keep after every MIGRATIONS[n] registration
 
 
 class Store:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import threading
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from cx.errors import TouchpointError
-from cx.store import TABLES, Store, quote_ident
+from cx.store import Store, quote_ident
 
 MODEL_VERSION = "voice-1"
 MIN_PER_CLASS = 50  # labelled negative and positive comments a language needs to learn its own model
@@ -632,12 +633,17 @@ def _discover_source(frame: pd.DataFrame, langs: np.ndarray, polarity: np.ndarra
     return pd.concat(parts, ignore_index=True)
 
 
+def is_current(store: Store) -> bool:
+    """Whether the stored analysis was made from the comments the store holds now."""
+    return fingerprint(store) == (store.get_setting("voice_state", {}) or {}).get("fingerprint")
+
+
 def refresh_after_import(store: Store, kind: str, note=None) -> None:
     """The import's hook: rescore when the import touched a table with comments. The import itself has
     already committed; a failure here is kept in the store and shown on the Voice page, never undoes it.
     ``note(fraction, message)`` reports progress."""
-    if kind not in SOURCES:
-        return
+    if kind not in SOURCES or os.environ.get("TOUCHPOINT_VOICE", "").lower() == "defer":
+        return  # deferred: the Voice page and `python -m cx voice` analyse on first use instead
     if note is not None:
         note(0.85, "Reading the comments: language, sentiment and themes")
     try:

@@ -72,7 +72,7 @@ def _metrics(v: int, rev: str, source: str) -> list[str]:
 # older rows), once per data version.
 if st.session_state.get("voice_checked") != v:
     try:
-        if voice.fingerprint(store) != (store.get_setting("voice_state", {}) or {}).get("fingerprint"):
+        if not voice.is_current(store):
             with st.spinner("Reading the comments: language, sentiment and themes…"):
                 voice.refresh(store)
     except TouchpointError as exc:
@@ -193,6 +193,20 @@ with tab_themes:
                        f"other comments, with the difference's {1 - settings.alpha:.0%} Welch interval. A theme is "
                        "discovered in the words themselves or set by an analyst rule; a comment can carry several.")
         table_download(table, "voice_themes", key="voice_themes_csv")
+        example_theme = st.selectbox("Examples of a theme", list(impact["theme"]), key="voice_example_theme")
+        ex_sent = st.radio("Showing", ["all", "negative", "positive"], format_func=str.capitalize, horizontal=True,
+                           key="voice_example_sentiment")
+        examples, n_ex = _verbatims(v, rev, source, filters, "", (example_theme,),
+                                    () if ex_sent in (None, "all") else (ex_sent,), (), 5, 0)
+        if examples.empty:
+            st.caption(f"No {'' if ex_sent == 'all' else ex_sent + ' '}comment carries “{example_theme}” here.")
+        else:
+            # Plain-text cells: a comment is never rendered as Markdown or HTML.
+            st.dataframe(examples[["date", "comment", "category", "sentiment"]], hide_index=True, width="stretch",
+                         column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
+                                        "comment": st.column_config.TextColumn("Comment", width="large"),
+                                        "category": "Score group", "sentiment": "Sentiment"})
+            st.caption(f"The newest {len(examples)} of {n_ex:,} such comments; all of them under **Comments**.")
 
 # -- trends ---------------------------------------------------------------------------------------------
 with tab_trends:

@@ -37,7 +37,7 @@ def test_reopening_does_not_migrate_again_and_keeps_the_data(tmp_path, write):
     first.close()
     again = Store(path)
     try:
-        assert rows(again, "SELECT max(version), count(*) FROM schema_version") == [(SCHEMA_VERSION, SCHEMA_VERSION)]
+        assert rows(again, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
         assert again.row_counts()["responses"] == 1 and again.data_version() == 1
     finally:
         again.close()

@@ -114,6 +114,10 @@ def test_sentiment_is_learned_from_scored_comments_and_held_out_agreement_is_rep
     assert report.agreement == 1.0
     assert 0.5 <= report.agreement_3 <= 1.0
     assert rows(store, "SELECT DISTINCT model_version FROM comment_scores") == [("voice-1:learned:en",)]
+    # Free texts scored with the store's model (as `python -m cx sentiment --db` does).
+    free = voice.score_texts(["Support was rude and the box arrived broken.", "Friendly staff, will buy again."], store)
+    assert list(free["label"]) == ["negative", "positive"]
+    assert voice.is_current(store)
 
 
 def test_the_scores_labels_follow_each_scale():
@@ -147,6 +151,14 @@ def test_scores_follow_imports_and_removals_without_orphans(store):
     assert rows(store, "SELECT id FROM comment_scores ORDER BY id") == [("a-0",), ("a-1",)]
     ingest.remove_batch(store, first.batch_id)
     assert voice.current_counts(store) == {"comments": 0, "analysed": 0}
+
+
+def test_analysis_at_import_can_be_deferred_to_first_use(store, monkeypatch):
+    monkeypatch.setenv("TOUCHPOINT_VOICE", "defer")
+    import_comments(store, [(10, "Great service, thank you!")])
+    assert voice.current_counts(store) == {"comments": 1, "analysed": 0} and not voice.is_current(store)
+    voice.refresh(store)
+    assert voice.current_counts(store) == {"comments": 1, "analysed": 1} and voice.is_current(store)
 
 
 def test_a_changed_comment_is_not_counted_with_its_old_score(store):

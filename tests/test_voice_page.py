@@ -10,11 +10,11 @@ from cx import ingest, voice
 from cx.store import open_store
 from tests.conftest import run_app
 
-NASTY = "<script>alert('x')</script> **bold** <b>late</b> delivery"
+NASTY = "<script>alert('x')</script> **big** <b>late</b> delivery"
 ANSWERS = [  # (date, nps, channel, comment)
-    ("2025-03-01", 0, "web", "The delivery was late."),  # r1 detractor, Delivery
+    ("2025-03-01", 0, "web", "The delivery was late, awful."),  # r1 detractor, Delivery; negative
     ("2025-03-02", 3, "app", NASTY),  # r2 detractor, Delivery (the word "delivery")
-    ("2025-03-03", 10, "web", "Fast delivery, great."),  # r3 promoter, Delivery
+    ("2025-03-03", 10, "web", "Fast delivery, great."),  # r3 promoter, Delivery; positive
     ("2025-03-04", 9, "app", "Great prices."),  # r4 promoter, Price & value
     ("2025-03-05", 10, "web", None),  # r5 promoter, no comment
     ("2025-03-06", 8, "web", "Support was fine."),  # r6 passive, Support
@@ -36,7 +36,7 @@ def _open(query=None):
 
 
 def _comments(at) -> pd.DataFrame:
-    return next(d.value for d in at.dataframe if "comment" in d.value.columns)
+    return next(d.value for d in at.dataframe if {"comment", "id"} <= set(d.value.columns))
 
 
 def _markdown_text(at) -> str:
@@ -53,6 +53,13 @@ def test_the_page_shows_the_known_counts_themes_and_costs(voice_db):
     assert round(themes.loc["Delivery", "Cost (NPS points)"], 1) == 58.3
     assert themes.loc["Delivery", "Mentions"] == 3
     assert len(at.get("plotly_chart")) >= 2  # theme map and sentiment trend
+    # Examples of the first theme (Delivery): its three comments, newest first; then only the positive one.
+    assert at.selectbox(key="voice_example_theme").value == "Delivery"
+    assert list(at.dataframe[1].value["comment"]) == ["Fast delivery, great.", NASTY, "The delivery was late, awful."]
+    at.radio(key="voice_example_sentiment").set_value("positive").run()
+    assert list(at.dataframe[1].value["comment"]) == ["Fast delivery, great."]
+    at.radio(key="voice_example_sentiment").set_value("negative").run()
+    assert list(at.dataframe[1].value["comment"]) == ["The delivery was late, awful."]
 
 
 def test_markup_in_a_comment_is_shown_as_plain_text(voice_db):
@@ -101,3 +108,22 @@ def test_the_page_loads_on_the_demo_data_with_discovered_themes(app_store_path):
     themes = at.dataframe[0].value
     assert (themes["Origin"] == "Discovered").sum() >= 6
     assert any("late" in t and "delivery" in t for t in themes["Theme"])
+
+
+def test_ticket_texts_are_a_second_source_with_their_own_csat(voice_db):
+    store = open_store(voice_db)
+    tickets = pd.DataFrame({"ticket_id": ["t1", "t2"], "created_at": [pd.Timestamp("2025-03-02")] * 2,
+                            "subject": ["Refund missing", "Parcel is late"],
+                            "description": ["I was charged twice.", "The delivery is a week late."],
+                            "channel": ["email", "web"], "csat": [1, 5]})
+    ingest.import_frame(store, "tickets", tickets, file_name="tickets")
+    at = _open()
+    at.radio(key="opt_source").set_value("tickets").run()
+    assert not at.exception, at.exception
+    comments = _comments(at)
+    assert sorted(comments["id"]) == ["t1", "t2"]
+    assert "Parcel is late. The delivery is a week late." in list(comments["comment"])
+    assert at.selectbox(key="opt_voice_metric").value == "csat"
+    themes = at.dataframe[0].value.set_index("Theme")
+    # CSAT 1 of 2 satisfied = 50%; without the dissatisfied billing ticket 100%: billing costs 50 points.
+    assert themes.loc["Billing & refunds", "Cost (points of % satisfied)"] == 50.0
