@@ -28,9 +28,15 @@ def markdown(r: dict) -> str:
              f"(the machine is shared), niceness {m['niceness']}. Run {m['when']}.", "",
              "Sizes (rows): " + "; ".join(f"**{s}**: " + ", ".join(f"{n:,} {t}" for t, n in rows.items())
                                            for s, rows in r["sizes"].items()) + ".", ""]
+    from bench.run import budget_size
+
+    at = budget_size(r)
     budgets = r.get("budgets", [])
     missed = [b for b in budgets if not b["pass"]]
-    lines += [f"**Budgets: {len(budgets) - len(missed)} of {len(budgets)} met.**"
+    lines += [f"Page and pandas budgets are checked at **{at}** (the issue sets them at 10 M responses; smaller sizes "
+              "show how cost grows, their pass/miss marks are for reference); import at the size its files were "
+              "made from; app memory at the size it was measured.", "",
+              f"**Budgets: {len(budgets) - len(missed)} of {len(budgets)} met.**"
               + (" Missed: " + "; ".join(f"{b['what']} at {b['size']}" for b in missed[:12])
                  + (" …" if len(missed) > 12 else "") + "." if missed else ""), ""]
     if r.get("pages"):
@@ -97,5 +103,5 @@ def markdown(r: dict) -> str:
             lines.append(f"| {a['size']} | {a['label']} | {_t(a.get('seconds'))} | {a['status']} |")
         lines.append("")
     if r.get("notes"):
-        lines += ["## Notes", "", *r["notes"], ""]
+        lines += ["## Notes (bench/NOTES.md)", "", *r["notes"], ""]
     return "\n".join(lines)
