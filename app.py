@@ -6,11 +6,14 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _meeting
-from pages._ui import get_store, sidebar_filters, sidebar_store_summary
+from cx import metrics
+from pages._ui import cached_currencies, get_store, sidebar_filters, sidebar_store_summary
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
 
 store = get_store()  # opens (creates, migrates) the store once per process
+_currencies = cached_currencies(store.data_version())  # money carries the orders' one currency, if one
+metrics.set_display_currency(_currencies[0] if len(_currencies) == 1 else None)
 
 overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
                    default=True)

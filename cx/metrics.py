@@ -732,6 +732,45 @@ def _test(m: Metric, r: pd.Series) -> float:
     return math.nan
 
 
+# Money is shown in the orders' currency when they carry one code: "$5,135,693", "R$ 1,736.79",
+# "1,736.79 CHF". The app sets it once per run from the store (set_display_currency); with no code or
+# several codes amounts are shown bare, and the Overview says the currencies were not converted.
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹", "BRL": "R$ ",
+                    "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "KRW": "₩", "MXN": "MX$"}
+_display_currency: str | None = None
+
+
+def set_display_currency(code: str | None) -> None:
+    """The ISO code amounts are labelled with (None: bare amounts)."""
+    global _display_currency
+    _display_currency = code.strip().upper() if code and code.strip() else None
+
+
+def display_currency() -> str | None:
+    return _display_currency
+
+
+def format_money(value: float, decimals: int) -> str:
+    text = f"{abs(value):,.{decimals}f}"
+    sign = "-" if value < 0 else ""
+    code = _display_currency
+    if code is None:
+        return f"{sign}{text}"
+    if code in CURRENCY_SYMBOLS:
+        return f"{sign}{CURRENCY_SYMBOLS[code]}{text}"
+    return f"{sign}{text} {code}"
+
+
+def order_currencies(backend) -> list[str]:
+    """The distinct currency codes the orders carry (upper case), most orders first."""
+    backend = _as_backend(backend)
+    t, _ = _table(backend, "orders")
+    code = t.currency.cast("string").strip().upper()
+    counts = t.filter(code.notnull() & (code != "")).group_by(code=code).aggregate(n=ibis._.count())
+    frame = counts.order_by([ibis.desc("n"), "code"]).execute()
+    return [str(c) for c in frame["code"]]
+
+
 def format_value(metric: str, value: float | None) -> str:
     """A metric value in its unit with sensible precision: "+32.5", "71.3%", "5.42", "3.1 h", "$12,340"."""
     m = REGISTRY[metric]
@@ -744,7 +783,7 @@ def format_value(metric: str, value: float | None) -> str:
     if m.unit == "hours":
         return f"{value:,.{m.decimals}f} h" if value < 48 else f"{value / 24:,.1f} d"
     if m.unit == "currency":
-        return f"{value:,.{m.decimals}f}"
+        return format_money(value, m.decimals)
     if m.unit == "count":
         return f"{value:,.0f}"
     return f"{value:,.{m.decimals}f}"

@@ -66,6 +66,11 @@ def cached_dimension_values(data_version: int) -> dict[str, list[str]]:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
+def cached_currencies(data_version: int) -> list[str]:
+    return metrics.order_currencies(get_store())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
 def cached_availability(data_version: int) -> dict[str, str | None]:
     return insights.metric_availability(get_store())
 
@@ -288,5 +293,5 @@ def style_figure(fig: go.Figure, *, title: str, x_title: str | None, y_title: st
 def unit_axis(metric: str) -> str:
     m = metrics.REGISTRY[metric]
     return {"points": "NPS (points)", "percent": f"{m.label} (%)", "hours": f"{m.label} (hours)",
-            "currency": f"{m.label} (currency)", "count": m.label, "score": f"{m.label} (1–7)",
+            "currency": f"{m.label} ({metrics.display_currency() or 'currency'})", "count": m.label, "score": f"{m.label} (1–7)",
             "ratio": m.label}[m.unit]

@@ -9,7 +9,7 @@ import streamlit as st
 
 from cx import insights, metrics
 from cx.filters import COMPARISONS
-from pages._ui import (cached_changes, cached_kpis, cached_nps_mix, current_settings, get_store, show_chart,
+from pages._ui import (cached_changes, cached_currencies, cached_kpis, cached_nps_mix, current_settings, get_store, show_chart,
                        style_figure, version)
 
 st.title("Overview")
@@ -26,6 +26,10 @@ cmp_label = COMPARISONS[filters.compare].lower()
 st.caption(f"{filters.start:%d %b %Y} – {filters.end:%d %b %Y}, compared with the {cmp_label}. "
            f"Changes are called changes only when significant at the {1 - settings.alpha:.0%} level "
            "(segment changes after a correction for the number of segments tested).")
+if len(currencies := cached_currencies(v)) > 1:
+    st.warning(f"Orders are in {len(currencies)} currencies ({', '.join(currencies[:5])}); revenue and value add them "
+               "up as they are, without conversion. Import the amounts converted to one currency for totals "
+               "you can compare.", icon=":material/currency_exchange:")
 
 with st.spinner("Computing the KPIs…"):
     tiles = cached_kpis(v, filters, settings)
@@ -35,7 +39,10 @@ def _delta_text(k) -> tuple[str | None, str]:
     if k.delta is None or k.value_before is None:
         return None, "no comparison data"
     unit = {"points": " pts", "percent": " pts", "hours": " h"}.get(k.unit, "")
-    d = f"{k.delta:+,.1f}{unit}" if k.unit not in ("count", "currency") else f"{k.delta:+,.0f}"
+    if k.unit == "currency":
+        d = ("+" if k.delta >= 0 else "") + metrics.format_money(k.delta, 0)
+    else:
+        d = f"{k.delta:+,.1f}{unit}" if k.unit != "count" else f"{k.delta:+,.0f}"
     if d.startswith(("+0.0", "-0.0")):
         d = "±0.0" + d[4:]
     if k.significant:

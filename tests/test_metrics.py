@@ -608,3 +608,25 @@ def test_breakdowns_at_once_keep_a_period_without_data(backend):
 def test_breakdowns_at_once_refuse_unknown_dimensions(backend):
     with pytest.raises(UnknownDimension):
         metrics.compare_metric_by_each(backend, "nps", dims=["no_such_column"], start="2024-02-01", end="2024-02-29")
+
+
+def test_money_is_shown_in_the_orders_currency(tmp_path):
+    from cx.ingest import import_file
+    from cx.store import open_store
+
+    store = open_store(tmp_path / "money.duckdb")
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,customer_id,ordered_at,amount,currency\n"
+                    "o1,c1,2026-01-02,10.5,usd\no2,c2,2026-01-03,20,USD\no3,c3,2026-01-04,5,eur\n")
+    import_file(store, path, kind="orders")
+    assert metrics.order_currencies(store) == ["USD", "EUR"]  # most orders first, codes upper-cased
+    try:
+        metrics.set_display_currency("USD")
+        assert metrics.format_value("revenue", 5135693.4) == "$5,135,693"
+        assert metrics.format_value("revenue", -1234.5) == "-$1,234"  # rounds half to even, as format does
+        metrics.set_display_currency("chf")
+        assert metrics.format_value("aov", 12.5) == "12.50 CHF"
+        metrics.set_display_currency(None)
+        assert metrics.format_value("revenue", 1500) == "1,500"
+    finally:
+        metrics.set_display_currency(None)
