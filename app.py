@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._ui import get_store, sidebar_filters, sidebar_store_summary
+from cx.engine import read_snapshot
+from cx.errors import TouchpointError
+from pages._ui import get_store, show_error, sidebar_filters, sidebar_store_summary
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
 
-store = get_store()  # opens (creates, migrates) the store once per process
+try:
+    store = get_store()  # opens (creates, migrates) the store once per process
+except TouchpointError as exc:  # held by another process, damaged, or from a newer version
+    show_error(exc)
+    st.stop()
 
 overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
                    default=True)
@@ -25,4 +31,5 @@ with st.sidebar:
         st.session_state["filters"] = sidebar_filters(store)
         st.divider()
     sidebar_store_summary(store)
-page.run()
+with read_snapshot(store):  # every query of the page reads one committed state: never half an import
+    page.run()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from cx import insights, metrics
 from cx.filters import COMPARISONS
-from pages._ui import (cached_changes, cached_kpis, cached_nps_mix, current_settings, get_store, show_chart,
+from pages._ui import (cached_changes, cached_kpis, cached_nps_mix, current_settings, get_store, md_text, show_chart,
                        style_figure, version)
 
 st.title("Overview")
@@ -108,7 +108,7 @@ with right:
     for c in changes[:6]:
         icon = ":material/trending_up:" if c.delta > 0 else ":material/trending_down:"
         colour = "green" if c.good else "red"
-        st.markdown(f":{colour}[{'▲' if c.delta > 0 else '▼'}] {c.sentence}")
+        st.markdown(f":{colour}[{'▲' if c.delta > 0 else '▼'}] {md_text(c.sentence)}")
         params = {"metric": c.metric, "grain": "month"}
         if c.dimension:
             params["by"] = c.dimension
