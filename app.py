@@ -11,6 +11,10 @@ from pages._ui import get_store, show_error, sidebar_filters, sidebar_store_summ
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
 
+from pages._access import access_controls, require_access  # noqa: E402 - after the page config, before anything renders
+
+require_access()  # a login screen when .streamlit/secrets.toml configures access; nothing else renders
+
 try:
     store = get_store()  # opens (creates, migrates) the store once per process
 except TouchpointError as exc:  # held by another process, damaged, or from a newer version
@@ -31,5 +35,6 @@ with st.sidebar:
         st.session_state["filters"] = sidebar_filters(store)
         st.divider()
     sidebar_store_summary(store)
+    access_controls()  # who is logged in, and Log out (only when access is configured)
 with read_snapshot(store):  # every query of the page reads one committed state: never half an import
     page.run()

@@ -17,6 +17,23 @@ from cx.filters import COMPARISONS, PRESETS, Filters, data_date_span, dimension_
 from cx.settings import Settings, load_settings
 from cx.store import TABLES, Store, open_store
 
+
+def _leave_pages_directory_mode() -> None:
+    """Streamlit starts a server in its old "pages/ directory" mode (this folder is called pages/) and
+    leaves it only when app.py first calls st.navigation. Until then, a first visit straight to /data
+    after a restart would run that page alone, without app.py: without its sidebar and, worse, without
+    its login gate. Every page imports this module first, so the first such run ends here and starts
+    again through app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if PagesManager.uses_pages_directory and get_script_run_ctx() is not None:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_directory_mode()
+
 TABLE_LABELS = {
     "responses": "Survey responses",
     "tickets": "Support tickets",
