@@ -59,12 +59,14 @@ def test_twenty_sessions_see_all_of_an_import_or_none_of_it(tmp_path):
     ingest.import_file(store, first)
     assert _page(store) == BEFORE
     seen: list[dict] = []
-    importing = threading.Event()
     finished = threading.Event()
 
+    first_pages = threading.Barrier(21)
+
     def session() -> int:
-        pages = 0
-        importing.wait()
+        seen.append(_page(store))  # every session has a page on screen before the import starts
+        first_pages.wait()
+        pages = 1
         while not finished.is_set() or pages < 3:
             seen.append(_page(store))
             pages += 1
@@ -72,7 +74,7 @@ def test_twenty_sessions_see_all_of_an_import_or_none_of_it(tmp_path):
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         futures = [pool.submit(session) for _ in range(20)]
-        importing.set()
+        first_pages.wait(timeout=300)
         ingest.import_file(store, second)
         finished.set()
         pages = [f.result() for f in futures]  # re-raises any error a session met
@@ -80,7 +82,7 @@ def test_twenty_sessions_see_all_of_an_import_or_none_of_it(tmp_path):
     assert min(pages) >= 3
     torn = [p for p in seen if p not in (BEFORE, AFTER)]
     assert torn == []
-    assert seen[-1] == AFTER and AFTER in seen
+    assert seen[:20] == [BEFORE] * 20 and seen[-1] == AFTER
 
 
 def test_a_snapshot_holds_while_an_import_commits_and_ends_cleanly(tmp_path):
