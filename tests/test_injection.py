@@ -169,22 +169,32 @@ def test_hostile_segment_names_and_link_values_render_as_text_on_every_page(app_
 
     store = open_store(app_store_path)
     # Two periods, so "What changed" reports a segment by name: the hostile segment moves from 0 to 10.
-    lines = ["response_id,submitted_at,nps,segment"]
+    # Every dimension holds the hostile name, so whichever breakdown "What changed" reports names it.
+    dims = ["segment", "channel", "touchpoint", "journey_stage", "region", "product", "language", "survey"]
+    lines = ["response_id,submitted_at,nps,comment," + ",".join(dims)]
+    name = '"[log in](https://evil.example)"'
+    comment = '"![x](https://evil.example/track.png) <script>alert(1)</script>"'
     for i in range(60):
-        lines.append(f"p{i},2024-01-{1 + i % 28:02d} 10:00,0,\"[log in](https://evil.example)\"")
-        lines.append(f"q{i},2024-02-{1 + i % 28:02d} 10:00,10,\"[log in](https://evil.example)\"")
-        lines.append(f"o{i},2024-01-{1 + i % 28:02d} 10:00,8,plain")
-        lines.append(f"s{i},2024-02-{1 + i % 28:02d} 10:00,8,plain")
+        lines.append(f"p{i},2024-01-{1 + i % 28:02d} 10:00,0,{comment}," + ",".join([name] * len(dims)))
+        lines.append(f"q{i},2024-02-{1 + i % 28:02d} 10:00,10,{comment}," + ",".join([name] * len(dims)))
+        lines.append(f"o{i},2024-01-{1 + i % 28:02d} 10:00,8,fine," + ",".join(["plain"] * len(dims)))
+        lines.append(f"s{i},2024-02-{1 + i % 28:02d} 10:00,8,fine," + ",".join(["plain"] * len(dims)))
     path = tmp_path / "segments.csv"
     path.write_text("\n".join(lines) + "\n")
     ingest.import_file(store, path)
     link = {"range": "all", "f.segment": ["[log in](https://evil.example)", "![x](https://evil.example/track.png)"]}
-    for page in (None, "pages/trends.py", "pages/segments.py", "pages/data.py"):
+    # Every page app.py registers, including pages added later (comments, journeys…).
+    pages = re.findall(r'st\.Page\("(pages/[a-z_]+\.py)"', (ROOT / "app.py").read_text())
+    assert "pages/segments.py" in pages
+    for page in (None, *pages):
         at = run_app(query=link, page=page)
         texts = _rendered_text(at)
         assert _unescaped(texts) == [], (page, _unescaped(texts))
         if page is None:  # the link's value that the data lacks is named in a notice, as text
             assert any("\\!\\[x\\]\\(https\\://evil.example/track.png\\)" in t for t in texts)
+    at = run_app(query={"range": "last_30", "compare": "previous"})  # February against January
+    changed = [t for t in _rendered_text(at) if "rose by" in t]
+    assert changed and _unescaped(changed) == [], changed
 
 
 def test_a_hostile_file_name_renders_as_text_on_the_data_page(app_store_path):
