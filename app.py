@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _meeting
 from cx import metrics
-from pages._ui import cached_currencies, get_store, sidebar_filters, sidebar_store_summary
+from cx.engine import read_snapshot
+from cx.errors import TouchpointError
+from pages import _meeting
+from pages._ui import cached_currencies, get_store, show_error, sidebar_filters, sidebar_store_summary
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
 
-store = get_store()  # opens (creates, migrates) the store once per process
+from pages._access import access_controls, require_access  # noqa: E402 - after the page config, before anything renders
+
+require_access()  # a login screen when .streamlit/secrets.toml configures access; nothing else renders
+
+try:
+    store = get_store()  # opens (creates, migrates) the store once per process
+except TouchpointError as exc:  # held by another process, damaged, or from a newer version
+    show_error(exc)
+    st.stop()
 _currencies = cached_currencies(store.data_version())  # money carries the orders' one currency, if one
 metrics.set_display_currency(_currencies[0] if len(_currencies) == 1 else None)
 
@@ -36,5 +46,7 @@ with st.sidebar:
         st.session_state["filters"] = sidebar_filters(store)
         st.divider()
     sidebar_store_summary(store)
-page.run()
+    access_controls()  # who is logged in, and Log out (only when access is configured)
+with read_snapshot(store):  # every query of the page reads one committed state: never half an import
+    page.run()
 _meeting.after_page(page, analysis=page.url_path in ANALYSIS or page.url_path == "")  # share, present, export

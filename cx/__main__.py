@@ -165,6 +165,26 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("hash-password")
+def _cmd_hash_password(args: argparse.Namespace) -> int:
+    """Print the secrets line for the app's password mode; the password is read without echo (or
+    from standard input when it is not a terminal) and never stored."""
+    import getpass
+
+    from cx.access import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            raise TouchpointError("The two passwords differ.", fix="Run the command again.")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    print("# Paste into .streamlit/secrets.toml (keep that file out of version control):")
+    print("[touchpoint]")
+    print(f'password_hash = "{hash_password(password)}"')
+    return 0
+
+
 # -- metrics ---------------------------------------------------------------------------------------
 @command("metrics")
 def _cmd_metrics(args: argparse.Namespace) -> int:
@@ -329,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("restore", "Put a backup in place of the store (the app must be stopped); the old store is kept beside it.")
     p.add_argument("src", help="a file written by `backup`")
     add("check", "Check the store's integrity: schema, readable tables, keys, batches and their accounting.")
+    add("hash-password", "Make the password hash for the app's password mode ([touchpoint] password_hash).")
     p = add("metrics", "List the metrics Touchpoint computes.")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p = add("metric", "Compute one metric: value, n, 95% interval and low-sample flag per group.")

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import parse_qs
 
 import ibis
@@ -107,3 +108,48 @@ def _spark_backend(master: str, database: str | None) -> Any:
                 session.catalog.setCurrentDatabase(database)
             backend = _SPARK[(master, database)] = ibis.pyspark.connect(session)
         return backend
+
+
+# -- one committed state per page render ------------------------------------------------------------
+@contextmanager
+def read_snapshot(store: Store | None = None) -> Iterator[None]:
+    """Inside, every query of this thread's metric backend reads one committed state of the store: a
+    page rendered while an import commits shows the data before it or after it, never a mix (DuckDB
+    runs each statement on a snapshot, but a page runs many). Nested uses share the outer snapshot;
+    on Spark it does nothing."""
+    if is_external():
+        yield
+        return
+    backend = backend_for(store)
+    local = _snapshot_local()
+    if getattr(local, "depth", 0):
+        local.depth += 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+        return
+    con = backend.con
+    con.execute("BEGIN TRANSACTION")
+    local.depth, local.con = 1, con
+    try:
+        yield
+    finally:
+        local.depth, local.con = 0, None
+        con.execute("ROLLBACK")  # it only read; ROLLBACK also ends a transaction a failed query aborted
+
+
+_SNAPSHOT = threading.local()
+
+
+def _snapshot_local() -> threading.local:
+    return _SNAPSHOT
+
+
+def snapshot_data_version(store: Store) -> int:
+    """The store's data version as the current thread's snapshot sees it (the latest outside one), so a
+    cache keyed on it never files newer data under an older key or the reverse."""
+    con = getattr(_SNAPSHOT, "con", None)
+    if con is None:
+        return store.data_version()
+    return int(con.execute("SELECT data_version FROM meta").fetchone()[0])

@@ -4,17 +4,35 @@ registered in app.py.)"""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from cx import insights, metrics
-from cx.engine import backend_for
+from cx.engine import backend_for, snapshot_data_version
 from cx.errors import TouchpointError
 from cx.filters import COMPARISONS, PRESETS, Filters, data_date_span, dimension_values
 from cx.settings import Settings, load_settings
 from cx.store import TABLES, Store, open_store
+
+
+def _leave_pages_directory_mode() -> None:
+    """Streamlit starts a server in its old "pages/ directory" mode (this folder is called pages/) and
+    leaves it only when app.py first calls st.navigation. Until then, a first visit straight to /data
+    after a restart would run that page alone, without app.py: without its sidebar and, worse, without
+    its login gate. Every page imports this module first, so the first such run ends here and starts
+    again through app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if PagesManager.uses_pages_directory and get_script_run_ctx() is not None:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_directory_mode()
 
 TABLE_LABELS = {
     "responses": "Survey responses",
@@ -47,7 +65,7 @@ def backend():
 
 
 def version() -> int:
-    return get_store().data_version()
+    return snapshot_data_version(get_store())  # as the page's snapshot sees it (app.py)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -134,9 +152,22 @@ def analysis_context():
     return filters, current_settings(), v, names
 
 
+# Characters Markdown (and Streamlit's :colour[…], :icon: and $math$ extensions) gives a meaning to
+# inside a line (line breaks are flattened, so headings and lists cannot start).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()!|<>~:$])")
+
+
+def md_text(text: object) -> str:
+    """Text from a file, the data or a link, made literal for any Streamlit element that renders
+    Markdown (st.markdown, captions, alerts, labels): a segment called "[log in](https://evil.example)"
+    shows as those characters, never as a link or an image that loads from elsewhere."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
 def show_error(exc: TouchpointError) -> None:
-    """A domain error in plain words: the problem, then the fix."""
-    st.error(f"**{exc.problem}**" + (f"\n\n{exc.fix}" if exc.fix else ""), icon=":material/error:")
+    """A domain error in plain words: the problem, then the fix (both literal: they quote file names,
+    column names and values)."""
+    st.error(f"**{md_text(exc.problem)}**" + (f"\n\n{md_text(exc.fix)}" if exc.fix else ""), icon=":material/error:")
 
 
 def fmt_int(n: int | float) -> str:
@@ -212,7 +243,7 @@ def sidebar_filters(store: Store) -> Filters:
             for dim in more:
                 pick(dim)
     for notice in st.session_state.get("flt_notices", []):
-        st.info(notice, icon=":material/link_off:")
+        st.info(md_text(notice), icon=":material/link_off:")
     _mirror(f)
     return f.resolved(first, last)
 
@@ -242,7 +273,7 @@ def page_option(key: str, options: list, default, *, label: str, fmt=None, widge
     if state_key not in st.session_state:
         url_value = st.query_params.get(key)
         if url_value is not None and url_value not in [str(o) for o in options]:
-            st.info(f"The link's {label.lower()} “{url_value}” is not available; showing {fmt(default) if fmt else default}.",
+            st.info(f"The link's {label.lower()} “{md_text(url_value)}” is not available; showing {fmt(default) if fmt else default}.",
                     icon=":material/link_off:")
             url_value = None
         st.session_state[state_key] = next((o for o in options if str(o) == url_value), default)

@@ -13,10 +13,10 @@ import streamlit as st
 
 from cx import ingest
 from cx.engine import engine_url, is_external
-from cx.errors import AmbiguousValues, TouchpointError
+from cx.errors import AmbiguousValues, TouchpointError, UnknownBatch
 from cx.export import to_csv_bytes
 from cx.store import TABLES
-from pages._ui import TABLE_LABELS, cached_batches, fmt_int, get_store, show_error
+from pages._ui import TABLE_LABELS, cached_batches, fmt_int, get_store, md_text, show_error
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "tab", "dat", "psv", "gz", "xlsx", "xlsm", "xls", "ods", "parquet", "json",
                 "ndjson", "jsonl"]
@@ -86,7 +86,7 @@ def _column_map(edited: pd.DataFrame) -> dict[str, str]:
 
 def _show_result(result: dict) -> None:
     st.success(
-        f"Imported **{result['file_name']}** as {TABLE_LABELS[result['kind']].lower()} (batch {result['batch_id']}).",
+        f"Imported **{md_text(result['file_name'])}** as {TABLE_LABELS[result['kind']].lower()} (batch {result['batch_id']}).",
         icon=":material/check_circle:",
     )
     cols = st.columns(6)
@@ -97,7 +97,7 @@ def _show_result(result: dict) -> None:
     st.caption("Rows read = added + updated + unchanged + duplicates in the file (a later row with the same ID "
                "replaced them) + rejected. Re-importing the same file adds nothing.")
     for n in result.get("notes", []):
-        st.caption(f"ℹ️ {n}")
+        st.caption(f"ℹ️ {md_text(n)}")
     if result["rejected"]:
         rejects = ingest.batch_rejects(store, result["batch_id"])
         n = result["rejected"]
@@ -137,7 +137,7 @@ def _import_tab() -> None:
     kind_key = f"data_kind_{sha[:12]}"
     sheet_key = f"data_sheet_{sha[:12]}"
     try:
-        with st.spinner(f"Reading {upload.name}…"):
+        with st.spinner(f"Reading {md_text(upload.name)}…"):
             found = _inspect(str(path), sha, st.session_state.get(kind_key), st.session_state.get(sheet_key),
                              store.data_version(), upload.name)
     except TouchpointError as exc:
@@ -222,10 +222,10 @@ def _import_tab() -> None:
         null_markers=ingest.DEFAULT_NULLS + tuple(s.strip() for s in extra_nulls.split("|") if s.strip()),
     )
 
-    with st.expander(f"Preview of {upload.name}"):
+    with st.expander(f"Preview of {md_text(upload.name)}"):
         st.dataframe(found.preview.head(20), hide_index=True, width="stretch")
 
-    if st.button(f"Import {upload.name}", type="primary", key=f"data_import_{sha[:12]}", icon=":material/download:"):
+    if st.button(f"Import {md_text(upload.name)}", type="primary", key=f"data_import_{sha[:12]}", icon=":material/download:"):
         bar = st.progress(0.0, text="Starting…")
         try:
             result = ingest.import_file(
@@ -235,7 +235,7 @@ def _import_tab() -> None:
             )
         except AmbiguousValues as exc:
             bar.empty()
-            st.warning(f"**{exc.problem}** Choose the date order under “Value conventions”, then import again.",
+            st.warning(f"**{md_text(exc.problem)}** Choose the date order under “Value conventions”, then import again.",
                        icon=":material/help:")
             return
         except TouchpointError as exc:
@@ -259,7 +259,7 @@ def _import_all(saved) -> None:
         bar = st.progress(0.0, text="Starting…")
         rows = []
         for i, (upload, path, sha) in enumerate(saved):
-            bar.progress(i / len(saved), text=f"Importing {upload.name} ({i + 1} of {len(saved)})")
+            bar.progress(i / len(saved), text=f"Importing {md_text(upload.name)} ({i + 1} of {len(saved)})")
             try:
                 r = ingest.import_file(store, path, file_name=upload.name,
                                        kind=st.session_state.get(f"data_kind_{sha[:12]}"),
@@ -286,7 +286,7 @@ def _import_all(saved) -> None:
 def _confirm_remove(batch_id: int, label: str) -> None:
     """An inline confirmation (kept in session state, so it survives the rerun of its own buttons)."""
     with st.container(border=True):
-        st.warning(f"Remove batch **{label}**? The rows it added are removed and rows it updated go back to their "
+        st.warning(f"Remove batch **{md_text(label)}**? The rows it added are removed and rows it updated go back to their "
                    "earlier version. Other batches are not touched.", icon=":material/warning:")
         c1, c2, _ = st.columns([1, 1, 4])
         if c1.button("Remove", type="primary", key="data_remove_yes"):
@@ -346,7 +346,11 @@ def _batches_tab() -> None:
         if st.session_state.get("data_confirm_remove") in labels:
             confirm_id = st.session_state["data_confirm_remove"]
             _confirm_remove(confirm_id, labels[confirm_id])
-        rejects = ingest.batch_rejects(store, int(pick))
+        try:
+            rejects = ingest.batch_rejects(store, int(pick))
+        except UnknownBatch:  # removed by another session since the list above was read
+            st.info(f"Batch #{int(pick)} was just removed in another session. Reload the page for the current list.")
+            return
         if rejects.empty:
             c2.caption("This batch rejected no rows.")
         else:

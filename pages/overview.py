@@ -9,8 +9,8 @@ import streamlit as st
 
 from cx import insights, metrics
 from cx.filters import COMPARISONS
-from pages._ui import (cached_changes, cached_currencies, cached_kpis, cached_nps_mix, current_settings, get_store, show_chart,
-                       style_figure, version)
+from pages._ui import (cached_changes, cached_currencies, cached_kpis, cached_nps_mix, current_settings, get_store,
+                       md_text, show_chart, style_figure, version)
 
 st.title("Overview")
 filters = st.session_state.get("filters")
@@ -115,7 +115,7 @@ with right:
     for c in changes[:6]:
         icon = ":material/trending_up:" if c.delta > 0 else ":material/trending_down:"
         colour = "green" if c.good else "red"
-        st.markdown(f":{colour}[{'▲' if c.delta > 0 else '▼'}] {c.sentence}")
+        st.markdown(f":{colour}[{'▲' if c.delta > 0 else '▼'}] {md_text(c.sentence)}")
         params = {"metric": c.metric, "grain": "month"}
         if c.dimension:
             params["by"] = c.dimension

@@ -150,3 +150,46 @@ def test_backup_never_overwrites(tmp_path):
     done = _cli("backup", str(tmp_path / "taken.duckdb"), "--db", str(db))
     assert done.returncode == 2 and "already exists" in done.stderr
     assert (tmp_path / "taken.duckdb").read_text() == "keep me"
+
+
+def test_cli_backup_while_the_app_keeps_importing_is_a_committed_state(tmp_path):
+    # The holder imports batch after batch of 1,000 new responses: any committed state has exactly
+    # 1,000 rows per batch, so a copy taken mid-write would show as a mismatch or fail its check.
+    db = tmp_path / "store.duckdb"
+    Store(db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from cx.store import Store\n"
+         "from cx import ingest\n"
+         "s = Store(sys.argv[1]); folder = Path(sys.argv[2])\n"
+         "print('ready', flush=True)\n"
+         "for k in range(10_000):\n"
+         "    p = folder / f'b{k}.csv'\n"
+         "    p.write_text('response_id,submitted_at,nps\\n' + ''.join(f'b{k}-{i},2024-01-01 10:00,{i % 11}\\n' for i in range(1000)))\n"
+         "    ingest.import_file(s, p)\n"
+         "    p.unlink()\n",
+         str(db), str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        copies = []
+        for n in range(3):
+            done = _cli("backup", str(tmp_path / f"copy{n}.duckdb"), "--db", str(db))
+            if done.returncode == 0:
+                copies.append(json.loads(done.stdout))
+            else:  # the store changed during every attempt: refused in plain words, nothing written
+                assert "changed during each of" in done.stderr and not (tmp_path / f"copy{n}.duckdb").exists()
+        assert copies, "no backup succeeded while the app was importing"
+    finally:
+        holder.kill()
+        holder.wait()
+    for out in copies:
+        assert out["method"] == "snapshot of the file held by another process"
+        assert out["rows"]["responses"] == 1000 * out["rows"]["batches"]
+        copy = Store(Path(out["backup"]))
+        try:
+            assert copy.check().ok
+        finally:
+            copy.close()

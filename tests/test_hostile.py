@@ -15,7 +15,7 @@ from cx import ingest
 from cx.errors import MappingError, UnreadableFile
 from cx.store import Store, open_store
 from tests.conftest import assert_accounted, rows, run_app, store_digest
-from tests.hostile_corpus import ENCRYPTED_XLSX, build, large_files, small_files
+from tests.hostile_corpus import ENCRYPTED_XLSX, large_files, small_files
 
 HOSTILE = Path(__file__).parent / "hostile"
 
