@@ -317,6 +317,9 @@ def _export_ticker() -> None:
         if job:
             job["armed"] = run
         return
+    if job.get("captured") == run or job.get("ready"):  # a second tick before the next view has run
+        return
+    job["captured"] = run
     i = len(job["slides"])
     view = job["views"][i]
     charts = [fig for _, fig in st.session_state.get("_meeting_charts", [])]
