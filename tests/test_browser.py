@@ -250,8 +250,14 @@ def _add_view(pg, deck: str, title: str, new: bool) -> None:
 
 
 def _download(pg, button_name: str, tmp_path: Path) -> Path:
+    button = pg.get_by_role("button", name=button_name)
+    try:
+        button.wait_for(timeout=240_000)
+    except Exception:
+        _shot(pg, "failed-download")
+        raise
     with pg.expect_download(timeout=240_000) as d:
-        pg.get_by_role("button", name=button_name).click(timeout=240_000)
+        button.click(timeout=60_000)
     target = tmp_path / d.value.suggested_filename
     d.value.save_as(target)
     return target
@@ -303,8 +309,10 @@ def test_a_deck_is_built_presented_with_the_arrow_keys_and_exported(demo_server,
         page.goto(demo_server["url"] + "/decks?deck=Browser+deck")
         page.get_by_text("2 views").wait_for(timeout=60_000)
         page.get_by_role("button", name=f"Export {fmt.upper()}").click()
-        f = _download(page, f"Download touchpoint-browser-deck-", tmp_path)
+        f = _download(page, "Download touchpoint-browser-deck-", tmp_path)
         assert f.suffix == f".{fmt}"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, SHOTS / f"deck-export.{fmt}")  # for people to open
         if fmt == "pptx":
             prs = Presentation(str(f))
             assert len(prs.slides) == 3
