@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -181,8 +182,7 @@ def test_every_registered_page_loads_with_its_charts_drawn(demo_server, page):
         page.goto(href)
         _wait_page(page)
         _no_exception(page)
-        name = href.rstrip("/").rsplit("/", 1)[-1] or "overview"
-        _shot(page, f"page-{name.split(':')[-1]}")
+        _shot(page, "page-" + (urlsplit(href).path.strip("/") or "home"))
 
 
 def test_a_shared_link_opened_in_a_fresh_browser_shows_the_same_numbers(demo_server, browser):
