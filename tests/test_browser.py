@@ -132,6 +132,8 @@ def test_upload_through_the_data_page_imports_the_file(server, page, tmp_path):
     page.get_by_role("button", name="Import shop-orders.csv").click()
     page.get_by_text("Imported shop-orders.csv as orders").wait_for(timeout=30_000)
     page.get_by_text("row was rejected").wait_for(timeout=30_000)
+    page.get_by_test_id("stMetricLabel").get_by_text("Rejected").wait_for(timeout=30_000)
+    page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=60_000)  # the run has ended
     _no_exception(page)
     metrics = dict(zip(page.get_by_test_id("stMetricLabel").all_inner_texts(),
                        page.get_by_test_id("stMetricValue").all_inner_texts()))
