@@ -162,9 +162,19 @@ def before_page(page) -> None:
         decks_page = _pages().get("decks")
         if decks_page:
             st.switch_page(decks_page["script"])
-    if job and job.get("goto") is not None:
+    while job and job.get("goto") is not None:
         i = job.pop("goto")
-        go_to_view(decks.Deck(job["deck"], tuple(decks.View(**v) for v in job["views"])), i)
+        view = job["views"][i]
+        if view["page"] in _pages():
+            go_to_view(decks.Deck(job["deck"], tuple(decks.View(**v) for v in job["views"])), i)  # reruns
+        # A view of a page the app no longer has: an empty slide that says so, then the next view.
+        job["slides"].append(slides.Slide(view["title"], footer=f"This view opens the page “{view['page']}”, "
+                                                               "which this version of Touchpoint does not have."))
+        if len(job["slides"]) < len(job["views"]):
+            job["goto"] = len(job["slides"])
+        elif (decks_page := _pages().get("decks")) is not None:
+            job["ready"] = True
+            st.switch_page(decks_page["script"])
     if not presenting():
         return
     st.html(PRESENT_CSS)
