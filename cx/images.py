@@ -107,6 +107,10 @@ def export_figure(fig: go.Figure) -> go.Figure:
     out = go.Figure(fig)
     out.update_layout(template="plotly_white", paper_bgcolor="white", plot_bgcolor="white",
                       font=dict(color="#222222", family="DejaVu Sans, Arial, sans-serif"))
+    # On screen the title sits flush with the container; on a slide it needs room from the edges.
+    m = out.layout.margin
+    out.update_layout(margin=dict(l=max(m.l or 0, 40), r=max(m.r or 0, 30), t=max(m.t or 0, 70),
+                                  b=max(m.b or 0, 40)), title_x=0.02)
     return out
 
 

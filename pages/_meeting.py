@@ -162,9 +162,19 @@ def before_page(page) -> None:
         decks_page = _pages().get("decks")
         if decks_page:
             st.switch_page(decks_page["script"])
-    if job and job.get("goto") is not None:
+    while job and job.get("goto") is not None:
         i = job.pop("goto")
-        go_to_view(decks.Deck(job["deck"], tuple(decks.View(**v) for v in job["views"])), i)
+        view = job["views"][i]
+        if view["page"] in _pages():
+            go_to_view(decks.Deck(job["deck"], tuple(decks.View(**v) for v in job["views"])), i)  # reruns
+        # A view of a page the app no longer has: an empty slide that says so, then the next view.
+        job["slides"].append(slides.Slide(view["title"], footer=f"This view opens the page “{view['page']}”, "
+                                                               "which this version of Touchpoint does not have."))
+        if len(job["slides"]) < len(job["views"]):
+            job["goto"] = len(job["slides"])
+        elif (decks_page := _pages().get("decks")) is not None:
+            job["ready"] = True
+            st.switch_page(decks_page["script"])
     if not presenting():
         return
     st.html(PRESENT_CSS)
@@ -210,7 +220,10 @@ def _store():
 
 
 def after_page(page, analysis: bool) -> None:
-    """Runs after an analysis page drew completely: the sidebar's share, present, deck and export tools."""
+    """Runs after an analysis page drew completely: the sidebar's share, present, deck and export tools
+    (or, during a deck export, the step to the next view)."""
+    if _capture_and_advance():
+        st.rerun()
     if not analysis or presenting():
         return
     url_path = page_key(page)
@@ -307,18 +320,15 @@ def start_deck_export(deck: decks.Deck, fmt: str) -> None:
     go_to_view(deck, 0)
 
 
-@st.fragment(run_every=1.0)
-def _export_ticker() -> None:
-    # Its first call happens during the view's own run; the next tick comes after that run has ended
-    # (even if the page stopped early), when every chart of the view has been recorded.
+def _capture_and_advance() -> bool:
+    """Record the view that has just run as the next slide and plan the next step; False when this
+    run was already recorded (or there is no export)."""
     job = st.session_state.get("deck_export")
     run = st.session_state.get("_meeting_run")
-    if not job or job.get("armed") != run:
-        if job:
-            job["armed"] = run
-        return
-    i = len(job["slides"])
-    view = job["views"][i]
+    if not job or job.get("ready") or job.get("captured") == run or len(job["slides"]) >= len(job["views"]):
+        return False
+    job["captured"] = run
+    view = job["views"][len(job["slides"])]
     charts = [fig for _, fig in st.session_state.get("_meeting_charts", [])]
     job["slides"].append(_slide_for(view["title"], view["page"], charts))
     if len(job["slides"]) < len(job["views"]):
@@ -329,7 +339,21 @@ def _export_ticker() -> None:
             if k in st.query_params:
                 del st.query_params[k]
         job["goto_decks"] = True
-    st.rerun(scope="app")
+    return True
+
+
+@st.fragment(run_every=1.0)
+def _export_ticker() -> None:
+    # The normal path records a view at the end of its run (after_page). A view whose page stops
+    # early never gets there: this timer's next tick, after that run has ended, records it instead.
+    job = st.session_state.get("deck_export")
+    run = st.session_state.get("_meeting_run")
+    if not job or job.get("armed") != run:
+        if job:
+            job["armed"] = run
+        return
+    if _capture_and_advance():
+        st.rerun(scope="app")
 
 
 def finish_deck_export() -> None:

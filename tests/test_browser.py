@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -131,6 +132,8 @@ def test_upload_through_the_data_page_imports_the_file(server, page, tmp_path):
     page.get_by_role("button", name="Import shop-orders.csv").click()
     page.get_by_text("Imported shop-orders.csv as orders").wait_for(timeout=30_000)
     page.get_by_text("row was rejected").wait_for(timeout=30_000)
+    page.get_by_test_id("stMetricLabel").get_by_text("Rejected").wait_for(timeout=30_000)
+    page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=60_000)  # the run has ended
     _no_exception(page)
     # The import result is drawn while the page finishes its rerun: wait for its tiles, not a timer.
     page.get_by_test_id("stMetricLabel").filter(has_text="Added").wait_for(timeout=30_000)
@@ -184,8 +187,7 @@ def test_every_registered_page_loads_with_its_charts_drawn(demo_server, page):
         page.goto(href)
         _wait_page(page)
         _no_exception(page)
-        name = href.rstrip("/").rsplit("/", 1)[-1] or "overview"
-        _shot(page, f"page-{name.split(':')[-1]}")
+        _shot(page, "page-" + (urlsplit(href).path.strip("/") or "home"))
 
 
 def test_a_shared_link_opened_in_a_fresh_browser_shows_the_same_numbers(demo_server, browser):
@@ -253,8 +255,14 @@ def _add_view(pg, deck: str, title: str, new: bool) -> None:
 
 
 def _download(pg, button_name: str, tmp_path: Path) -> Path:
+    button = pg.get_by_role("button", name=button_name)
+    try:
+        button.wait_for(timeout=240_000)
+    except Exception:
+        _shot(pg, "failed-download")
+        raise
     with pg.expect_download(timeout=240_000) as d:
-        pg.get_by_role("button", name=button_name).click(timeout=240_000)
+        button.click(timeout=60_000)
     target = tmp_path / d.value.suggested_filename
     d.value.save_as(target)
     return target
@@ -306,8 +314,10 @@ def test_a_deck_is_built_presented_with_the_arrow_keys_and_exported(demo_server,
         page.goto(demo_server["url"] + "/decks?deck=Browser+deck")
         page.get_by_text("2 views").wait_for(timeout=60_000)
         page.get_by_role("button", name=f"Export {fmt.upper()}").click()
-        f = _download(page, f"Download touchpoint-browser-deck-", tmp_path)
+        f = _download(page, "Download touchpoint-browser-deck-", tmp_path)
         assert f.suffix == f".{fmt}"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, SHOTS / f"deck-export.{fmt}")  # for people to open
         if fmt == "pptx":
             prs = Presentation(str(f))
             assert len(prs.slides) == 3
