@@ -67,6 +67,13 @@ def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple
     return cells, margins
 
 
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
+def cached_sentiment_map(data_version: int, voice_revision: str, rows: str, cols: str, start, end, where: tuple,
+                         settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return journey.sentiment_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
+                                 alpha=settings.alpha, min_n=settings.min_n)
+
+
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
 def cached_drivers(data_version: int, outcome: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
     return drivers.key_drivers(get_store(), outcome=outcome, start=start, end=end, where=dict(where),
@@ -344,7 +351,7 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
                        label=f"Download all {len(dropped):,} customers (CSV)")
 
 
-MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "volume": "Volume (answers)"}
+MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "sentiment": "Sentiment", "volume": "Volume (answers)"}
 
 
 def touchpoint_section() -> None:
@@ -374,15 +381,114 @@ def touchpoint_section() -> None:
         st.info(f"No NPS, CSAT or CES answers with a {dim_label(rows).lower()} and a {dim_label(cols).lower()} in "
                 "this range. Widen the dates, or import answers that carry both.")
         return
-    _map_heatmap(cells, margins, rows, cols, view, settings)
+    senti, senti_margins = _sentiment_cells(rows, cols, where, settings)
+    if view == "sentiment":
+        _sentiment_heatmap(senti, senti_margins, rows, cols, settings)
+    else:
+        _map_heatmap(cells, margins, rows, cols, view, settings)
     pains = journey.pain_points(cells)
+    senti_pains = journey.sentiment_pain_points(senti)
     st.subheader("Pain points")
     if pains.empty:
         st.caption(f"No cell with at least {settings.min_n} answers scores significantly below the rest of the "
                    f"journey (Benjamini–Hochberg-adjusted p < {settings.alpha}).")
     for sentence in pains["sentence"]:
         st.markdown(f":red[▼] {sentence}")
+    for sentence in senti_pains["sentence"]:
+        st.markdown(f":red[▼] {sentence}")
+    if not senti.empty and senti_pains.empty:
+        st.caption(f"No cell with at least {settings.min_n} scored comments is significantly more negative than the "
+                   f"rest of the journey (Benjamini–Hochberg-adjusted p < {settings.alpha}).")
     table_download(cells, "touchpoint_map", key="journey_map_csv", label="Download the map (CSV)")
+    if not senti.empty:
+        table_download(senti, "touchpoint_map_sentiment", key="journey_map_sentiment_csv",
+                       label="Download the map's sentiment (CSV)")
+
+
+def _sentiment_cells(rows: str, cols: str, where: tuple, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The map's comment sentiment, from the Voice analysis in the store (none with an external engine)."""
+    if is_external():
+        return pd.DataFrame(), pd.DataFrame()
+    from cx import voice
+
+    try:
+        with st.spinner("Reading the comments' sentiment…"):
+            return cached_sentiment_map(v, voice.revision(store), rows, cols, filters.start, filters.end, where,
+                                        settings)
+    except TouchpointError as exc:
+        show_error(exc)
+        return pd.DataFrame(), pd.DataFrame()
+
+
+def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, settings: Settings) -> None:
+    if is_external():
+        st.info("Comment sentiment lives in the DuckDB store; with TOUCHPOINT_ENGINE set it is not on the map. "
+                "Unset TOUCHPOINT_ENGINE to see it.", icon=":material/info:")
+        return
+    if cells.empty:
+        st.info(f"No scored comments on survey answers with a {dim_label(rows).lower()} and a "
+                f"{dim_label(cols).lower()} in this range. Import answers with a comment column on the **Data** "
+                "page; the **Voice** page shows how they are scored.", icon=":material/forum:")
+        return
+    row_vals = sorted(cells[rows].astype(str).unique(), key=journey.stage_sort_key)
+    col_vals = cells.groupby(cells[cols].astype(str))["comments"].sum().sort_values(ascending=False).index.tolist()
+    all_row, all_col = f"All {dim_label(rows).lower()}s", f"All {dim_label(cols).lower()}s"
+    lookup = {(str(r[rows]), str(r[cols])): r for _, r in cells.iterrows()}
+    margin = {}
+    for _, m in margins.iterrows():
+        key = ((m["value_of"], all_col) if m["axis"] == "rows" else (all_row, m["value_of"]) if m["axis"] == "cols"
+               else (all_row, all_col))
+        margin[key] = m
+
+    def pct(x) -> str:
+        return "–" if x is None or pd.isna(x) else f"{x:.0f}%"
+
+    def mean(x) -> str:
+        return "–" if x is None or pd.isna(x) else f"{x:+.2f}"
+
+    z, text, hover = [], [], []
+    for rv in row_vals + [all_row]:
+        zr, tr, hr = [], [], []
+        for cv in col_vals + [all_col]:
+            r, m = lookup.get((rv, cv)), margin.get((rv, cv))
+            if m is not None:
+                low = bool(m["low_n"])
+                zr.append(None)
+                tr.append(f"<i>{pct(m['value'])} neg</i><br>n {int(m['n']):,}{' · low n' if low else ''}")
+                hr.append(f"{rv} · {cv}: {pct(m['value'])} of {int(m['n']):,} scored comments negative, "
+                          f"mean sentiment {mean(m['mean_score'])}")
+            elif r is None:
+                zr.append(None)
+                tr.append("")
+                hr.append(f"{rv} · {cv}: no comments")
+            else:
+                low = bool(r["low_n"])
+                mark = "▼ " if r["worse"] else "▲ " if r["better"] else ""
+                zr.append(None if low or pd.isna(r["value"]) else float(r["value"]))
+                tr.append(f"<b>{mark}{pct(r['value'])} neg</b><br>{mean(r['mean_score'])} · n {int(r['n']):,}"
+                          f"{' · low n' if low else ''}")
+                hr.append(f"{rv} · {cv}: {pct(r['value'])} negative (95% {pct(r['ci_low'])} to {pct(r['ci_high'])}), "
+                          f"mean sentiment {mean(r['mean_score'])}, {int(r['n']):,} scored of {int(r['comments']):,} "
+                          "comments")
+        z.append(zr)
+        text.append(tr)
+        hover.append(hr)
+    overall = float(cells["overall"].iloc[0])
+    fig = go.Figure(go.Heatmap(z=z, x=col_vals + [all_col], y=row_vals + [all_row], text=text,
+                               texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+                               colorscale=[[0, "#009E73"], [0.5, "#F7F7F7"], [1, "#D55E00"]], zmid=overall,
+                               xgap=3, ygap=3, textfont=dict(size=13),
+                               colorbar=dict(title=dict(text="Negative (%)"))))
+    style_figure(fig, title=f"Negative comments (%) by {dim_label(rows).lower()} and {dim_label(cols).lower()}",
+                 x_title=dim_label(cols), y_title=dim_label(rows), height=max(320, 110 + 70 * (len(row_vals) + 1)))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(hovermode="closest")
+    show_chart(fig, key="journey_map_sentiment")
+    st.caption(f"Share of each cell's scored comments that read negative (then the mean sentiment, −1 to +1, and "
+               f"how many were scored), against the whole map ({overall:.1f}%, white); orange more negative, green "
+               f"less. ▼/▲: significantly more/less negative than the rest after adjusting for the number of cells; "
+               f"cells with fewer than {settings.min_n} scored comments are left white and marked low n. Sentiment "
+               "comes from the Voice analysis of each comment's present text.")
 
 
 def _map_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, view: str,

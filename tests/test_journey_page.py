@@ -140,3 +140,26 @@ def test_key_drivers_tab_ranks_the_known_driver_first(app_store_path):
     assert labels[-1] == "A ticket took over 3 days to resolve · -100 NPS pts · n 100"  # the longest bar, at the top
     assert any("Based on 400 customers" in c.value for c in at.caption)
     assert any("Shapley decomposition" in c.value for c in at.caption)
+
+
+def test_touchpoint_map_sentiment_view(app_store_path):
+    from tests.test_journey import load_comments
+
+    load_comments(open_store(app_store_path))  # hand-labelled comments of tests/test_journey.py
+    at = run_app({"range": "all"}, page=PAGE)
+    at.radio(key="journey_map_view").set_value("sentiment").run()
+    assert not at.exception, at.exception
+    import json
+
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heat = next(c for c in charts if c["layout"]["title"]["text"].startswith("Negative comments (%)"))
+    grid = dict(zip(heat["data"][0]["y"], heat["data"][0]["text"]))
+    cols = heat["data"][0]["x"]
+    support = dict(zip(cols, grid["Support"]))
+    assert support["Chat"] == "<b>▼ 75% neg</b><br>-0.60 · n 40"
+    assert support["Email"] == "<b>100% neg</b><br>-1.00 · n 5 · low n"
+    assert dict(zip(cols, grid["Purchase"]))["Checkout"] == "<b>▲ 25% neg</b><br>+0.25 · n 40"
+    assert dict(zip(cols, grid["All journey stages"]))["All touchpoints"] == "<i>57% neg</i><br>n 115"
+    pains = [m.value for m in at.markdown if "▼" in m.value]
+    assert any("Support · Chat: 75.0% of comments negative" in p for p in pains)
+    assert any("Share of each cell's scored comments" in c.value for c in at.caption)
