@@ -294,7 +294,8 @@ def key_drivers(backend, *, outcome: str = "nps", start=None, end=None, where=No
         raise TouchpointError(f"Key drivers need at least {max(2 * min_n, 20)} {what}; this range has {len(frame)}.",
                               fix="Widen the date range, or import survey answers and tickets that carry customer IDs.")
     if not features:
-        raise TouchpointError(f"No touchpoint rating, support experience or comment theme is shared by at least {min_n} of "
+        raise TouchpointError(f"No touchpoint rating, support experience or comment theme is shared by at least "
+                              f"{min_n} of "
                               f"these {len(frame):,} customers, so there is nothing to weigh.",
                               fix="Import CSAT/CES answers with a touchpoint, or support tickets, for the same customers.")
     X = frame[[f.column for f in features]].to_numpy(dtype=float)

@@ -216,7 +216,8 @@ def sentiment_map(store, *, rows: str = "journey_stage", cols: str = "touchpoint
     tested = ~cells["low_n"] & cells["p_vs_rest"].notna()
     cells["p_adjusted"] = float("nan")
     if tested.any():
-        cells.loc[tested, "p_adjusted"] = false_discovery_control(cells.loc[tested, "p_vs_rest"].to_numpy(), method="bh")
+        cells.loc[tested, "p_adjusted"] = false_discovery_control(cells.loc[tested, "p_vs_rest"].to_numpy(),
+                                                                  method="bh")
     significant = tested & (cells["p_adjusted"] < alpha)
     cells["worse"] = (significant & (cells["gap"] > 0)).astype(bool)
     cells["better"] = (significant & (cells["gap"] < 0)).astype(bool)
@@ -225,7 +226,8 @@ def sentiment_map(store, *, rows: str = "journey_stage", cols: str = "touchpoint
     axis = got.apply(lambda x: "all" if x["g_r"] and x["g_c"] else "rows" if x["g_c"] else "cols" if x["g_r"] else
                      "cell", axis=1)
     m = got[axis != "cell"].assign(axis=axis[axis != "cell"])
-    m["value_of"] = [None if a == "all" else (rv if a == "rows" else cv) for a, rv, cv in zip(m["axis"], m["rv"], m["cv"])]
+    m["value_of"] = [None if a == "all" else (rv if a == "rows" else cv)
+                     for a, rv, cv in zip(m["axis"], m["rv"], m["cv"])]
     margins = m[margin_cols].sort_values(["axis", "value_of"]).reset_index(drop=True)
     return cells, margins
 

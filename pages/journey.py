@@ -75,7 +75,8 @@ def cached_sentiment_map(data_version: int, voice_revision: str, rows: str, cols
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
-def cached_drivers(data_version: int, outcome: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
+def cached_drivers(data_version: int, voice_revision: str, outcome: str, start, end, where: tuple,
+                   settings: Settings) -> pd.DataFrame:
     return drivers.key_drivers(get_store(), outcome=outcome, start=start, end=end, where=dict(where),
                                ces_easy_min=settings.ces_easy_min, min_n=settings.min_n, alpha=settings.alpha)
 
@@ -405,15 +406,22 @@ def touchpoint_section() -> None:
                        label="Download the map's sentiment (CSV)")
 
 
+def _voice_revision() -> str:
+    """Changes when the Voice analysis does (new scores, edited theme rules), so cached views follow it."""
+    if is_external():
+        return ""
+    from cx import voice
+
+    return voice.revision(store)
+
+
 def _sentiment_cells(rows: str, cols: str, where: tuple, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The map's comment sentiment, from the Voice analysis in the store (none with an external engine)."""
     if is_external():
         return pd.DataFrame(), pd.DataFrame()
-    from cx import voice
-
     try:
         with st.spinner("Reading the comments' sentiment…"):
-            return cached_sentiment_map(v, voice.revision(store), rows, cols, filters.start, filters.end, where,
+            return cached_sentiment_map(v, _voice_revision(), rows, cols, filters.start, filters.end, where,
                                         settings)
     except TouchpointError as exc:
         show_error(exc)
@@ -588,8 +596,8 @@ def drivers_section() -> None:
     available = cached_availability(v)
     outcomes = ["nps"] + (["churn"] if not available.get("churn_rate") else [])
     if filters is None or filters.start is None or available.get("nps"):
-        st.info("Key drivers need NPS answers linked to customer IDs, with support tickets or touchpoint ratings "
-                "for the same customers: import them on the **Data** page, or load the demo data there.",
+        st.info("Key drivers need NPS answers linked to customer IDs, with support tickets, touchpoint ratings or "
+                "comments for the same customers: import them on the **Data** page, or load the demo data there.",
                 icon=":material/upload_file:")
         return
     outcome = st.radio("Explain", outcomes, format_func=lambda o: {"nps": "NPS", "churn": "Churn"}[o],
@@ -597,7 +605,7 @@ def drivers_section() -> None:
     where = tuple(sorted(filters.where.items()))
     try:
         with st.spinner("Weighing every experience (regression and bootstrap)…"):
-            table = cached_drivers(v, outcome, filters.start, filters.end, where, settings)
+            table = cached_drivers(v, _voice_revision(), outcome, filters.start, filters.end, where, settings)
     except TouchpointError as exc:
         show_error(exc)
         return
@@ -626,7 +634,9 @@ def drivers_section() -> None:
                "carries when all of them are weighed together (Shapley decomposition of a regression's R², fair to "
                f"overlapping experiences), with a 95% bootstrap interval over {table.attrs['bootstrap']} resamples of "
                f"customers. Beside each label: the raw gap in {unit} between customers who had the experience and the "
-               "others, and how many had it.")
+               "others, and how many had it."
+               + (" “Mentioned: …” bars are comment themes (as on the Voice page) the customer raised in a survey "
+                  "comment or ticket in the same window." if (table["group"] == "Theme").any() else ""))
     st.caption(f"Based on {n:,} customers: {scope}. Together these experiences explain {100 * r2:.1f}% of the "
                "variation between customers; the rest lies elsewhere. Association, not proof of cause."
                + (f" Not weighed (fewer than {settings.min_n} customers had or lacked it, or beyond the "

@@ -150,7 +150,8 @@ def load_comments(store) -> None:
         cur.execute("UPDATE comment_scores SET sentiment_label = l.lab, sentiment_score = l.sc FROM fixture_labels l "
                     "WHERE comment_scores.id = l.id")
         cur.unregister("fixture_labels")
-        cur.execute("UPDATE comment_scores SET sentiment_label = 'positive', sentiment_score = 0.9 WHERE id = 'v-edited'")
+        cur.execute("UPDATE comment_scores SET sentiment_label = 'positive', sentiment_score = 0.9 "
+                    "WHERE id = 'v-edited'")
         # The comment is edited after scoring: its stored score was made from another text, so it never counts.
         cur.execute("UPDATE responses SET comment = 'Awful chat' WHERE response_id = 'v-edited'")
 

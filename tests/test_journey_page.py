@@ -163,3 +163,18 @@ def test_touchpoint_map_sentiment_view(app_store_path):
     pains = [m.value for m in at.markdown if "▼" in m.value]
     assert any("Support · Chat: 75.0% of comments negative" in p for p in pains)
     assert any("Share of each cell's scored comments" in c.value for c in at.caption)
+
+
+def test_key_drivers_tab_weighs_comment_themes(app_store_path):
+    import json
+
+    from tests.test_drivers import shop
+
+    shop(open_store(app_store_path), comments=True)  # tests/test_drivers.py: late-delivery comments cost 100 points
+    at = run_app({"range": "all"}, page=PAGE)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    bars = next(c for c in charts if "explained difference" in c["layout"]["title"]["text"])
+    labels = bars["data"][0]["y"]
+    assert labels[-1] == "Mentioned: late delivery · -100 NPS pts · n 100"
+    assert "Mentioned: packaging · +0 NPS pts · n 80" in labels
+    assert any("“Mentioned: …” bars are comment themes" in c.value for c in at.caption)
