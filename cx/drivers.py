@@ -261,12 +261,22 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     frame["y"] = pd.to_numeric(frame["y"]).astype("float64")
     n = len(frame)
     kept = [f for f in features if min_n <= int(frame[f.column].sum()) <= n - min_n]
-    # 2^p regressions per fit: beyond MAX_FEATURES flags, the least common touchpoint ratings and
-    # comment themes give way.
+    # 2^p regressions per fit: beyond MAX_FEATURES flags, touchpoint ratings and comment themes give
+    # way, one at a time from whichever of the two has more flags left (both on a tie), so neither
+    # crowds the other out; the flag that goes least with the outcome on its own (smallest squared
+    # correlation) leaves first.
+    y_all = frame["y"].to_numpy(dtype=float)
+
+    def weight(f: Feature) -> float:
+        x = frame[f.column].to_numpy(dtype=float)
+        return float(np.corrcoef(x, y_all)[0, 1] ** 2) if x.std() > 0 and y_all.std() > 0 else 0.0
+
     while len(kept) > MAX_FEATURES:
-        rarest = min((f for f in kept if f.group in ("Touchpoint", "Theme")), key=lambda f: int(frame[f.column].sum()),
-                     default=kept[-1])
-        kept.remove(rarest)
+        sizes = {g: sum(f.group == g for f in kept) for g in ("Theme", "Touchpoint")}
+        most = max(sizes.values())
+        weakest = min((f for f in kept if f.group in sizes and sizes[f.group] == most and most > 0), key=weight,
+                      default=kept[-1])
+        kept.remove(weakest)
     frame.attrs["left_out"] = [f.label for f in features if f not in kept]
     return frame[["customer_id", "y", *[f.column for f in kept]]].reset_index(drop=True), kept
 

@@ -640,7 +640,8 @@ def drivers_section() -> None:
     st.caption(f"Based on {n:,} customers: {scope}. Together these experiences explain {100 * r2:.1f}% of the "
                "variation between customers; the rest lies elsewhere. Association, not proof of cause."
                + (f" Not weighed (fewer than {settings.min_n} customers had or lacked it, or beyond the "
-                  f"{drivers.MAX_FEATURES} most common experiences): {', '.join(table.attrs['left_out'])}."
+                  f"{drivers.MAX_FEATURES} experiences one model weighs, where the touchpoint ratings and themes "
+                  f"that go least with {label} leave first): {', '.join(table.attrs['left_out'])}."
                   if table.attrs["left_out"] else ""))
     table_download(table, f"key_drivers_{outcome}", key="journey_drivers_csv", label="Download the drivers (CSV)")
 

@@ -195,3 +195,19 @@ def test_theme_labels_read_as_plain_words():
     assert drivers.theme_label("late delivery") == "Mentioned: late delivery"
     assert drivers.theme_label("CSAT survey") == "Mentioned: CSAT survey"
     assert drivers.theme_label("[pt] entrega · prazo") == "Mentioned: [pt] entrega · prazo"
+
+
+def test_beyond_the_cap_the_weakest_rating_or_theme_gives_way(store, monkeypatch):
+    shop(store, comments=True)
+    # Five flags are weighed: checkout rating, late delivery, packaging, contacted support, slow ticket.
+    monkeypatch.setattr(drivers, "MAX_FEATURES", 4)
+    # Two themes against one rating: a theme goes, the one unrelated to the score (packaging).
+    frame, features = drivers.customer_frame(store)
+    assert [f.label for f in features] == ["Rated Checkout poorly", "Mentioned: late delivery", "Contacted support",
+                                           "A ticket took over 3 days to resolve"]
+    assert "Mentioned: packaging" in frame.attrs["left_out"]
+    # One of each: the weaker of the two goes (the checkout rating, unrelated to the score).
+    monkeypatch.setattr(drivers, "MAX_FEATURES", 3)
+    frame, features = drivers.customer_frame(store)
+    assert [f.label for f in features] == ["Mentioned: late delivery", "Contacted support",
+                                           "A ticket took over 3 days to resolve"]
