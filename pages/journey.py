@@ -353,6 +353,7 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
 
 
 MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "sentiment": "Sentiment", "volume": "Volume (answers)"}
+SENTIMENT_MEASURES = {"negative": "Negative comments (%)", "mean": "Mean sentiment (−1 to +1)"}
 
 
 def touchpoint_section() -> None:
@@ -384,7 +385,9 @@ def touchpoint_section() -> None:
         return
     senti, senti_margins = _sentiment_cells(rows, cols, where, settings)
     if view == "sentiment":
-        _sentiment_heatmap(senti, senti_margins, rows, cols, settings)
+        measure = st.radio("Sentiment as", list(SENTIMENT_MEASURES), format_func=SENTIMENT_MEASURES.get,
+                           horizontal=True, key="journey_map_sentiment_measure")
+        _sentiment_heatmap(senti, senti_margins, rows, cols, settings, measure)
     else:
         _map_heatmap(cells, margins, rows, cols, view, settings)
     pains = journey.pain_points(cells)
@@ -428,7 +431,8 @@ def _sentiment_cells(rows: str, cols: str, where: tuple, settings: Settings) -> 
         return pd.DataFrame(), pd.DataFrame()
 
 
-def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, settings: Settings) -> None:
+def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, settings: Settings,
+                       measure: str = "negative") -> None:
     if is_external():
         st.info("Comment sentiment lives in the DuckDB store; with TOUCHPOINT_ENGINE set it is not on the map. "
                 "Unset TOUCHPOINT_ENGINE to see it.", icon=":material/info:")
@@ -454,6 +458,7 @@ def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, co
     def mean(x) -> str:
         return "–" if x is None or pd.isna(x) else f"{x:+.2f}"
 
+    shown, z_col = (pct, "value") if measure == "negative" else (mean, "mean_score")
     z, text, hover = [], [], []
     for rv in row_vals + [all_row]:
         zr, tr, hr = [], [], []
@@ -462,7 +467,7 @@ def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, co
             if m is not None:
                 low = bool(m["low_n"])
                 zr.append(None)
-                tr.append(f"<i>{pct(m['value'])} neg</i><br>n {int(m['n']):,}{' · low n' if low else ''}")
+                tr.append(f"<i>{shown(m[z_col])}</i><br>n {int(m['n']):,}{' · low n' if low else ''}")
                 hr.append(f"{rv} · {cv}: {pct(m['value'])} of {int(m['n']):,} scored comments negative, "
                           f"mean sentiment {mean(m['mean_score'])}")
             elif r is None:
@@ -472,29 +477,35 @@ def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, co
             else:
                 low = bool(r["low_n"])
                 mark = "▼ " if r["worse"] else "▲ " if r["better"] else ""
-                zr.append(None if low or pd.isna(r["value"]) else float(r["value"]))
-                tr.append(f"<b>{mark}{pct(r['value'])} neg</b><br>{mean(r['mean_score'])} · n {int(r['n']):,}"
-                          f"{' · low n' if low else ''}")
+                zr.append(None if low or pd.isna(r[z_col]) else float(r[z_col]))
+                tr.append(f"<b>{mark}{shown(r[z_col])}</b><br>n {int(r['n']):,}{' · low n' if low else ''}")
                 hr.append(f"{rv} · {cv}: {pct(r['value'])} negative (95% {pct(r['ci_low'])} to {pct(r['ci_high'])}), "
                           f"mean sentiment {mean(r['mean_score'])}, {int(r['n']):,} scored of {int(r['comments']):,} "
                           "comments")
         z.append(zr)
         text.append(tr)
         hover.append(hr)
-    overall = float(cells["overall"].iloc[0])
+    whole = margins[margins["axis"] == "all"]
+    if measure == "negative":
+        overall = float(cells["overall"].iloc[0])
+        colorscale, bar, said = [[0, "#009E73"], [0.5, "#F7F7F7"], [1, "#D55E00"]], "Negative (%)", f"{overall:.1f}%"
+    else:
+        overall = float(whole["mean_score"].iloc[0]) if len(whole) else 0.0
+        colorscale, bar, said = [[0, "#D55E00"], [0.5, "#F7F7F7"], [1, "#009E73"]], "Mean sentiment", f"{overall:+.2f}"
     fig = go.Figure(go.Heatmap(z=z, x=col_vals + [all_col], y=row_vals + [all_row], text=text,
                                texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-                               colorscale=[[0, "#009E73"], [0.5, "#F7F7F7"], [1, "#D55E00"]], zmid=overall,
-                               xgap=3, ygap=3, textfont=dict(size=13),
-                               colorbar=dict(title=dict(text="Negative (%)"))))
-    style_figure(fig, title=f"Negative comments (%) by {dim_label(rows).lower()} and {dim_label(cols).lower()}",
+                               colorscale=colorscale, zmid=overall, xgap=3, ygap=3, textfont=dict(size=13),
+                               colorbar=dict(title=dict(text=bar))))
+    style_figure(fig, title=f"{SENTIMENT_MEASURES[measure]} by {dim_label(rows).lower()} and {dim_label(cols).lower()}",
                  x_title=dim_label(cols), y_title=dim_label(rows), height=max(320, 110 + 70 * (len(row_vals) + 1)))
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(hovermode="closest")
     show_chart(fig, key="journey_map_sentiment")
-    st.caption(f"Share of each cell's scored comments that read negative (then the mean sentiment, −1 to +1, and "
-               f"how many were scored), against the whole map ({overall:.1f}%, white); orange more negative, green "
-               f"less. ▼/▲: significantly more/less negative than the rest after adjusting for the number of cells; "
+    what = ("Share of each cell's scored comments that read negative" if measure == "negative" else
+            "Mean sentiment of each cell's scored comments (−1 very negative to +1 very positive)")
+    st.caption(f"{what}, with how many were scored, against the whole map ({said}, white); orange more negative, "
+               f"green less. ▼/▲: a significantly higher/lower share of negative comments than the rest after "
+               f"adjusting for the number of cells; "
                f"cells with fewer than {settings.min_n} scored comments are left white and marked low n. Sentiment "
                "comes from the Voice analysis of each comment's present text.")
 

@@ -156,13 +156,22 @@ def test_touchpoint_map_sentiment_view(app_store_path):
     grid = dict(zip(heat["data"][0]["y"], heat["data"][0]["text"]))
     cols = heat["data"][0]["x"]
     support = dict(zip(cols, grid["Support"]))
-    assert support["Chat"] == "<b>▼ 75% neg</b><br>-0.60 · n 40"
-    assert support["Email"] == "<b>100% neg</b><br>-1.00 · n 5 · low n"
-    assert dict(zip(cols, grid["Purchase"]))["Checkout"] == "<b>▲ 25% neg</b><br>+0.25 · n 40"
-    assert dict(zip(cols, grid["All journey stages"]))["All touchpoints"] == "<i>57% neg</i><br>n 115"
+    assert support["Chat"] == "<b>▼ 75%</b><br>n 40"
+    assert support["Email"] == "<b>100%</b><br>n 5 · low n"
+    assert dict(zip(cols, grid["Purchase"]))["Checkout"] == "<b>▲ 25%</b><br>n 40"
+    assert dict(zip(cols, grid["All journey stages"]))["All touchpoints"] == "<i>57%</i><br>n 115"
     pains = [m.value for m in at.markdown if "▼" in m.value]
     assert any("Support · Chat: 75.0% of comments negative" in p for p in pains)
-    assert any("Share of each cell's scored comments" in c.value for c in at.caption)
+    at.radio(key="journey_map_sentiment_measure").set_value("mean").run()
+    assert not at.exception, at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heat = next(c for c in charts if c["layout"]["title"]["text"].startswith("Mean sentiment"))
+    grid = dict(zip(heat["data"][0]["y"], heat["data"][0]["text"]))
+    support = dict(zip(heat["data"][0]["x"], grid["Support"]))
+    # Chat: 30 × −0.8 + 10 × 0 over 40; the whole map: (−5 + 15 − 24 − 5 − 8) / 115.
+    assert support["Chat"] == "<b>▼ -0.60</b><br>n 40"
+    assert dict(zip(heat["data"][0]["x"], grid["All journey stages"]))["All touchpoints"] == "<i>-0.23</i><br>n 115"
+    assert any("Mean sentiment of each cell's scored comments" in c.value for c in at.caption)
 
 
 def test_key_drivers_tab_weighs_comment_themes(app_store_path):
