@@ -437,6 +437,14 @@ def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, co
         st.info("Comment sentiment lives in the DuckDB store; with TOUCHPOINT_ENGINE set it is not on the map. "
                 "Unset TOUCHPOINT_ENGINE to see it.", icon=":material/info:")
         return
+    from cx import voice
+
+    counts = voice.current_counts(store)
+    if counts["analysed"] < counts["comments"]:
+        waiting = counts["comments"] - counts["analysed"]
+        st.info(f"{waiting:,} of {counts['comments']:,} comments have not been analysed "
+                "since they were imported or changed, so they are not on the map yet. Open the **Voice** page (or run "
+                "`python -m cx voice`) to analyse them.", icon=":material/hourglass_top:")
     if cells.empty:
         st.info(f"No scored comments on survey answers with a {dim_label(rows).lower()} and a "
                 f"{dim_label(cols).lower()} in this range. Import answers with a comment column on the **Data** "

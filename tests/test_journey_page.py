@@ -187,3 +187,18 @@ def test_key_drivers_tab_weighs_comment_themes(app_store_path):
     assert labels[-1] == "Mentioned: late delivery · -100 NPS pts · n 100"
     assert "Mentioned: packaging · +0 NPS pts · n 80" in labels
     assert any("“Mentioned: …” bars are comment themes" in c.value for c in at.caption)
+
+
+def test_sentiment_view_says_when_comments_wait_for_analysis(app_store_path):
+    from tests.test_journey import load_comments
+
+    store = open_store(app_store_path)
+    load_comments(store)
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM comment_scores WHERE id IN ('v0', 'v1')")  # as if imported with voice deferred
+    at = run_app({"range": "all"}, page=PAGE)
+    at.radio(key="journey_map_view").set_value("sentiment").run()
+    assert not at.exception, at.exception
+    # 126 comments (125 labelled, the edited one); not analysed: the two deleted scores and the edited
+    # comment (its score was made from its old text).
+    assert any("3 of 126 comments have not been analysed" in i.value for i in at.info)
