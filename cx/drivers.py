@@ -1,9 +1,11 @@
-"""Key drivers ("moments of truth"): which touchpoint experiences and support experiences go with a
-customer's NPS — or with churning — and how much of the explained difference each one carries.
+"""Key drivers ("moments of truth"): which touchpoint experiences, support experiences and comment
+themes go with a customer's NPS — or with churning — and how much of the explained difference each
+one carries.
 
 The per-customer frame is aggregated in the engine (Ibis over the DuckDB store), one row per
 customer, with the outcome and 0/1 experience flags built from the metric layer's own definitions
-(CSAT top-two-box, CES "easy" threshold, first response and resolution hours, reopens). Only that
+(CSAT top-two-box, CES "easy" threshold, first response and resolution hours, reopens), plus the
+comment themes of the Voice analysis (``cx.voice``: the customer mentioned the theme). Only that
 frame (one row per customer, a dozen columns) reaches numpy.
 
 NPS is explained by what happened in the 90 days before each customer's latest answer; churn by
@@ -30,6 +32,7 @@ from cx.errors import TouchpointError
 
 OUTCOMES = {"nps": "NPS", "churn": "Churn"}
 MAX_TOUCHPOINTS = 6
+MAX_THEMES = 6
 MAX_FEATURES = 12
 BOOTSTRAP = 100
 LOOKBACK_DAYS = 90
@@ -119,6 +122,38 @@ def _where(t, where: dict | None) -> list:
     return preds
 
 
+def theme_label(theme: str) -> str:
+    """A comment theme as a driver, in plain words: "Delivery" → "Mentioned: delivery"."""
+    t = str(theme).strip()
+    if len(t) > 1 and t[0].isupper() and not t[1].isupper():
+        t = t[0].lower() + t[1:]
+    return f"Mentioned: {t}"
+
+
+def _theme_mentions(backend, r, tk):
+    """(customer_id, theme) for every comment among the survey answers ``r`` and tickets ``tk`` (already
+    scoped) that carries a theme in the stored Voice analysis — only when that analysis was made from
+    the comment's present text (``cx.voice``'s own join), so edited or removed comments never count.
+    None when the engine holds no Voice analysis (an external engine)."""
+    from cx import voice
+
+    if getattr(backend, "name", "") != "duckdb":
+        return None
+    try:
+        themes = backend.table("comment_themes")
+    except Exception:  # noqa: BLE001 - a store without the Voice tables simply has no themes
+        return None
+    parts = []
+    for src, t in (("responses", r), ("tickets", tk)):
+        s = voice.SOURCES[src]
+        current = backend.sql(voice._current_sql(s))  # constants only: no user value in this SQL
+        current = current.filter(current.analysed).select("id")
+        tagged = current.inner_join(themes.filter(themes.source == src).select("id", "theme"), "id")
+        rows = t.select(id=t[s.key].cast("string"), customer_id=t.customer_id)
+        parts.append(rows.inner_join(tagged, "id").select("customer_id", "theme"))
+    return parts[0].union(parts[1], distinct=True)
+
+
 def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where=None,
                    ces_easy_min: float | None = None, min_n: int = metrics.MIN_N) -> tuple[pd.DataFrame, list[Feature]]:
     """One row per customer: ``customer_id``, ``y`` and one 0/1 column per experience flag.
@@ -128,7 +163,10 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     that answer. Churn: ``y`` is 100 if the customer has churned (flag or churn date), else 0; the
     flags describe the range. Flags: a poor rating at a touchpoint (CSAT outside the top two boxes,
     or effort not easy), contacted support, the slowest ticket's first reply and resolution
-    buckets, a reopened ticket (and, for churn, a detractor answer). Flags that fewer than
+    buckets, a reopened ticket, a comment theme the customer mentioned in a survey comment or a
+    ticket in the same window (the ``MAX_THEMES`` most mentioned; from the stored Voice analysis,
+    only where it was made from the comment's present text), and, for churn, a detractor answer.
+    Flags that fewer than
     ``min_n`` customers have (or lack) are left out.
     Returns the frame and the flags, in column order."""
     backend = metrics._as_backend(backend)
@@ -186,6 +224,16 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     ttr = metrics.REGISTRY["ttr_median"].value(tk)
     reopened = metrics.REGISTRY["reopen_rate"].condition(tk, q) & metrics.REGISTRY["reopen_rate"].base(tk)
     t_aggs = {"support": (tk.created_at.notnull()).cast("int64").max(), "reopened": reopened.cast("int64").max()}
+    mentions = _theme_mentions(backend, r, tk)
+    if mentions is not None:
+        # Comment themes mentioned by enough customers in the same window, most mentioned first.
+        top = mentions.group_by("theme").aggregate(k=mentions.customer_id.nunique()) \
+            .order_by([ibis.desc("k"), "theme"]).limit(MAX_THEMES).execute()
+        themes = [th for th, k in zip(top["theme"], top["k"]) if int(k) >= min_n]
+        if themes:
+            parts.append(mentions.group_by("customer_id").aggregate(
+                **{f"theme_{i}": (mentions.theme == th).cast("int64").max() for i, th in enumerate(themes)}))
+            features += [Feature(f"theme_{i}", theme_label(th), "Theme") for i, th in enumerate(themes)]
     features.append(Feature("support", "Contacted support", "Support"))
     for lo, hi, col, label in FRT_BUCKETS:
         t_aggs[col] = ((frt >= lo) & ((frt < hi) if hi else True)).cast("int64").max()
@@ -213,11 +261,22 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     frame["y"] = pd.to_numeric(frame["y"]).astype("float64")
     n = len(frame)
     kept = [f for f in features if min_n <= int(frame[f.column].sum()) <= n - min_n]
-    # 2^p regressions per fit: beyond MAX_FEATURES flags, the least common touchpoint ratings give way.
+    # 2^p regressions per fit: beyond MAX_FEATURES flags, touchpoint ratings and comment themes give
+    # way, one at a time from whichever of the two has more flags left (both on a tie), so neither
+    # crowds the other out; the flag that goes least with the outcome on its own (smallest squared
+    # correlation) leaves first.
+    y_all = frame["y"].to_numpy(dtype=float)
+
+    def weight(f: Feature) -> float:
+        x = frame[f.column].to_numpy(dtype=float)
+        return float(np.corrcoef(x, y_all)[0, 1] ** 2) if x.std() > 0 and y_all.std() > 0 else 0.0
+
     while len(kept) > MAX_FEATURES:
-        rarest = min((f for f in kept if f.group == "Touchpoint"), key=lambda f: int(frame[f.column].sum()),
-                     default=kept[-1])
-        kept.remove(rarest)
+        sizes = {g: sum(f.group == g for f in kept) for g in ("Theme", "Touchpoint")}
+        most = max(sizes.values())
+        weakest = min((f for f in kept if f.group in sizes and sizes[f.group] == most and most > 0), key=weight,
+                      default=kept[-1])
+        kept.remove(weakest)
     frame.attrs["left_out"] = [f.label for f in features if f not in kept]
     return frame[["customer_id", "y", *[f.column for f in kept]]].reset_index(drop=True), kept
 
@@ -245,7 +304,8 @@ def key_drivers(backend, *, outcome: str = "nps", start=None, end=None, where=No
         raise TouchpointError(f"Key drivers need at least {max(2 * min_n, 20)} {what}; this range has {len(frame)}.",
                               fix="Widen the date range, or import survey answers and tickets that carry customer IDs.")
     if not features:
-        raise TouchpointError(f"No touchpoint rating or support experience is shared by at least {min_n} of "
+        raise TouchpointError(f"No touchpoint rating, support experience or comment theme is shared by at least "
+                              f"{min_n} of "
                               f"these {len(frame):,} customers, so there is nothing to weigh.",
                               fix="Import CSAT/CES answers with a touchpoint, or support tickets, for the same customers.")
     X = frame[[f.column for f in features]].to_numpy(dtype=float)

@@ -142,3 +142,112 @@ def map_margins(backend, cells: pd.DataFrame, *, start=None, end=None, where=Non
                                        "value": pooled["value"], "n": pooled["n"], "low_n": pooled["low_n"],
                                        "volume": pooled[dim].astype(str).map(volume).fillna(0).astype("int64")}))
     return pd.concat(parts, ignore_index=True)[out_cols] if parts else pd.DataFrame(columns=out_cols)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sentiment of the comments on the map (from the Voice analysis in the store)
+# ------------------------------------------------------------------------------------------------
+SENTIMENT_COLUMNS = ("metric", "value", "mean_score", "n", "negative", "comments", "ci_low", "ci_high", "low_n",
+                     "overall", "p_vs_rest", "p_adjusted", "worse", "better", "gap")
+
+
+def sentiment_map(store, *, rows: str = "journey_stage", cols: str = "touchpoint", start=None, end=None,
+                  where=None, alpha: float = 0.05, min_n: int = metrics.MIN_N) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sentiment of survey comments on the stage × touchpoint grid, from the stored Voice scores
+    (``cx.voice``: a score counts only when it was made from the comment's present text).
+
+    Returns ``(cells, margins)``. ``cells``: one row per cell with comments: ``rows``/``cols`` values,
+    ``metric`` ("sentiment"), ``value`` (% of the scored comments that are negative), ``mean_score``
+    (−1…1), ``n`` (scored comments), ``negative``, ``comments`` (analysed comments, scored or not),
+    ``ci_low``/``ci_high`` (95% Wilson interval of the share negative), ``low_n`` (n < ``min_n``),
+    ``overall`` (% negative over the whole map), ``p_vs_rest`` (two-proportion test against every
+    other scored comment on the map), ``p_adjusted`` (Benjamini–Hochberg over the cells tested),
+    ``worse`` / ``better`` (significantly more / fewer negative comments than the rest, not low-n) and
+    ``gap`` (value − overall, percentage points; positive = more negative). ``margins``: ``axis``
+    ("rows"/"cols"/"all"), ``value_of``, ``value``, ``mean_score``, ``n``, ``low_n``: each row value
+    over all columns, each column over all rows, and the whole map."""
+    from cx import stats, voice
+    from cx.store import quote_ident
+
+    if rows == cols:
+        raise UnknownDimension("The map needs two different dimensions.",
+                               fix="Choose, e.g., journey stage for rows and touchpoint for columns.")
+    known = set(store.columns("responses"))
+    for d in (rows, cols):
+        if d not in known:
+            raise UnknownDimension(f"Survey answers have no {d!r} column.",
+                                   fix=f"Choose one of: {', '.join(store.dimensions('responses'))}.")
+    src = voice.SOURCES["responses"]
+    sql, params, _ = voice._base(store, src, start, end, where)
+    r, c = quote_ident(rows), quote_ident(cols)
+    with store.cursor() as cur:
+        got = cur.execute(
+            "SELECT rv, cv, grouping(rv) AS g_r, grouping(cv) AS g_c, count(*) AS comments, count(label) AS n, "
+            "count(*) FILTER (WHERE label = 'negative') AS negative, avg(score) AS mean_score FROM ("
+            f"SELECT CAST(t.{r} AS VARCHAR) AS rv, CAST(t.{c} AS VARCHAR) AS cv, b.sentiment_label AS label, "
+            f"b.sentiment_score AS score FROM ({sql}) b "
+            f"JOIN responses t ON CAST(t.{quote_ident(src.key)} AS VARCHAR) = b.id "
+            f"WHERE b.has_text AND b.analysed AND t.{r} IS NOT NULL AND t.{c} IS NOT NULL) "
+            "GROUP BY GROUPING SETS ((rv, cv), (rv), (cv), ())", params).df()
+    cell_cols = [rows, cols, *SENTIMENT_COLUMNS]
+    margin_cols = ["axis", "value_of", "value", "mean_score", "n", "low_n"]
+    got = got[got["comments"] > 0]
+    if got.empty:
+        empty = pd.DataFrame(columns=cell_cols)
+        empty.attrs.update(rows=rows, cols=cols)
+        return empty, pd.DataFrame(columns=margin_cols)
+    for k in ("comments", "n", "negative"):
+        got[k] = got[k].astype("int64")
+    got["value"] = 100.0 * got["negative"] / got["n"].where(got["n"] > 0)
+    got["mean_score"] = got["mean_score"].astype(float)
+    got["low_n"] = got["n"] < min_n
+    total = got[(got["g_r"] == 1) & (got["g_c"] == 1)].iloc[0]
+    n_all, neg_all = int(total["n"]), int(total["negative"])
+    cells = got[(got["g_r"] == 0) & (got["g_c"] == 0)].rename(columns={"rv": rows, "cv": cols}).copy()
+    cells["metric"] = "sentiment"
+    cells["overall"] = 100.0 * neg_all / n_all if n_all else float("nan")
+    cells["gap"] = cells["value"] - cells["overall"]
+    bounds = [stats.wilson_interval(int(k), int(n)) if n else (float("nan"), float("nan"))
+              for k, n in zip(cells["negative"], cells["n"])]
+    cells["ci_low"] = [100.0 * lo for lo, _ in bounds]
+    cells["ci_high"] = [100.0 * hi for _, hi in bounds]
+    cells["p_vs_rest"] = [stats.two_proportion_test(int(k), int(n), neg_all - int(k), n_all - int(n))[1]
+                          if n and n_all - n else float("nan") for k, n in zip(cells["negative"], cells["n"])]
+    tested = ~cells["low_n"] & cells["p_vs_rest"].notna()
+    cells["p_adjusted"] = float("nan")
+    if tested.any():
+        cells.loc[tested, "p_adjusted"] = false_discovery_control(cells.loc[tested, "p_vs_rest"].to_numpy(),
+                                                                  method="bh")
+    significant = tested & (cells["p_adjusted"] < alpha)
+    cells["worse"] = (significant & (cells["gap"] > 0)).astype(bool)
+    cells["better"] = (significant & (cells["gap"] < 0)).astype(bool)
+    cells = cells[cell_cols].sort_values([rows, cols]).reset_index(drop=True)
+    cells.attrs.update(rows=rows, cols=cols)
+    axis = got.apply(lambda x: "all" if x["g_r"] and x["g_c"] else "rows" if x["g_c"] else "cols" if x["g_r"] else
+                     "cell", axis=1)
+    m = got[axis != "cell"].assign(axis=axis[axis != "cell"])
+    m["value_of"] = [None if a == "all" else (rv if a == "rows" else cv)
+                     for a, rv, cv in zip(m["axis"], m["rv"], m["cv"])]
+    margins = m[margin_cols].sort_values(["axis", "value_of"]).reset_index(drop=True)
+    return cells, margins
+
+
+def sentiment_pain_points(cells: pd.DataFrame, *, limit: int = 10) -> pd.DataFrame:
+    """The cells of a ``sentiment_map`` with significantly more negative comments than the rest of the
+    map, most negative first: ``rows``/``cols`` values, ``value``, ``overall``, ``n``, ``p_adjusted``
+    and ``sentence``."""
+    rows, cols = cells.attrs.get("rows", "journey_stage"), cells.attrs.get("cols", "touchpoint")
+    out_cols = [rows, cols, "value", "overall", "n", "p_adjusted", "sentence"]
+    bad = cells[cells["worse"].astype(bool)].copy() if not cells.empty else cells.iloc[0:0].copy()
+    if bad.empty:
+        return pd.DataFrame(columns=out_cols)
+    bad = bad.sort_values(["gap", "p_adjusted"], ascending=[False, True]).head(limit)
+    sentences = []
+    for _, r in bad.iterrows():
+        p = r["p_adjusted"]
+        p_text = "adjusted p < 0.001" if p < 0.001 else f"adjusted p = {p:.3f}"
+        sentences.append(f"{r[rows]} · {r[cols]}: {r['value']:.1f}% of comments negative against {r['overall']:.1f}% "
+                         f"across the journey ({r['gap']:.1f} points more, {int(r['n']):,} scored comments, "
+                         f"mean sentiment {r['mean_score']:+.2f}, {p_text}).")
+    bad["sentence"] = sentences
+    return bad[out_cols].reset_index(drop=True)

@@ -67,8 +67,16 @@ def cached_map(data_version: int, rows: str, cols: str, start, end, where: tuple
     return cells, margins
 
 
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=32)
+def cached_sentiment_map(data_version: int, voice_revision: str, rows: str, cols: str, start, end, where: tuple,
+                         settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return journey.sentiment_map(get_store(), rows=rows, cols=cols, start=start, end=end, where=dict(where),
+                                 alpha=settings.alpha, min_n=settings.min_n)
+
+
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
-def cached_drivers(data_version: int, outcome: str, start, end, where: tuple, settings: Settings) -> pd.DataFrame:
+def cached_drivers(data_version: int, voice_revision: str, outcome: str, start, end, where: tuple,
+                   settings: Settings) -> pd.DataFrame:
     return drivers.key_drivers(get_store(), outcome=outcome, start=start, end=end, where=dict(where),
                                ces_easy_min=settings.ces_easy_min, min_n=settings.min_n, alpha=settings.alpha)
 
@@ -344,7 +352,8 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
                        label=f"Download all {len(dropped):,} customers (CSV)")
 
 
-MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "volume": "Volume (answers)"}
+MAP_VIEWS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "sentiment": "Sentiment", "volume": "Volume (answers)"}
+SENTIMENT_MEASURES = {"negative": "Negative comments (%)", "mean": "Mean sentiment (−1 to +1)"}
 
 
 def touchpoint_section() -> None:
@@ -374,15 +383,139 @@ def touchpoint_section() -> None:
         st.info(f"No NPS, CSAT or CES answers with a {dim_label(rows).lower()} and a {dim_label(cols).lower()} in "
                 "this range. Widen the dates, or import answers that carry both.")
         return
-    _map_heatmap(cells, margins, rows, cols, view, settings)
+    senti, senti_margins = _sentiment_cells(rows, cols, where, settings)
+    if view == "sentiment":
+        measure = st.radio("Sentiment as", list(SENTIMENT_MEASURES), format_func=SENTIMENT_MEASURES.get,
+                           horizontal=True, key="journey_map_sentiment_measure")
+        _sentiment_heatmap(senti, senti_margins, rows, cols, settings, measure)
+    else:
+        _map_heatmap(cells, margins, rows, cols, view, settings)
     pains = journey.pain_points(cells)
+    senti_pains = journey.sentiment_pain_points(senti)
     st.subheader("Pain points")
     if pains.empty:
         st.caption(f"No cell with at least {settings.min_n} answers scores significantly below the rest of the "
                    f"journey (Benjamini–Hochberg-adjusted p < {settings.alpha}).")
     for sentence in pains["sentence"]:
         st.markdown(f":red[▼] {sentence}")
+    for sentence in senti_pains["sentence"]:
+        st.markdown(f":red[▼] {sentence}")
+    if not senti.empty and senti_pains.empty:
+        st.caption(f"No cell with at least {settings.min_n} scored comments is significantly more negative than the "
+                   f"rest of the journey (Benjamini–Hochberg-adjusted p < {settings.alpha}).")
     table_download(cells, "touchpoint_map", key="journey_map_csv", label="Download the map (CSV)")
+    if not senti.empty:
+        table_download(senti, "touchpoint_map_sentiment", key="journey_map_sentiment_csv",
+                       label="Download the map's sentiment (CSV)")
+
+
+def _voice_revision() -> str:
+    """Changes when the Voice analysis does (new scores, edited theme rules), so cached views follow it."""
+    if is_external():
+        return ""
+    from cx import voice
+
+    return voice.revision(store)
+
+
+def _sentiment_cells(rows: str, cols: str, where: tuple, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The map's comment sentiment, from the Voice analysis in the store (none with an external engine)."""
+    if is_external():
+        return pd.DataFrame(), pd.DataFrame()
+    try:
+        with st.spinner("Reading the comments' sentiment…"):
+            return cached_sentiment_map(v, _voice_revision(), rows, cols, filters.start, filters.end, where,
+                                        settings)
+    except TouchpointError as exc:
+        show_error(exc)
+        return pd.DataFrame(), pd.DataFrame()
+
+
+def _sentiment_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, settings: Settings,
+                       measure: str = "negative") -> None:
+    if is_external():
+        st.info("Comment sentiment lives in the DuckDB store; with TOUCHPOINT_ENGINE set it is not on the map. "
+                "Unset TOUCHPOINT_ENGINE to see it.", icon=":material/info:")
+        return
+    from cx import voice
+
+    counts = voice.current_counts(store)
+    if counts["analysed"] < counts["comments"]:
+        waiting = counts["comments"] - counts["analysed"]
+        st.info(f"{waiting:,} of {counts['comments']:,} comments have not been analysed "
+                "since they were imported or changed, so they are not on the map yet. Open the **Voice** page (or run "
+                "`python -m cx voice`) to analyse them.", icon=":material/hourglass_top:")
+    if cells.empty:
+        st.info(f"No scored comments on survey answers with a {dim_label(rows).lower()} and a "
+                f"{dim_label(cols).lower()} in this range. Import answers with a comment column on the **Data** "
+                "page; the **Voice** page shows how they are scored.", icon=":material/forum:")
+        return
+    row_vals = sorted(cells[rows].astype(str).unique(), key=journey.stage_sort_key)
+    col_vals = cells.groupby(cells[cols].astype(str))["comments"].sum().sort_values(ascending=False).index.tolist()
+    all_row, all_col = f"All {dim_label(rows).lower()}s", f"All {dim_label(cols).lower()}s"
+    lookup = {(str(r[rows]), str(r[cols])): r for _, r in cells.iterrows()}
+    margin = {}
+    for _, m in margins.iterrows():
+        key = ((m["value_of"], all_col) if m["axis"] == "rows" else (all_row, m["value_of"]) if m["axis"] == "cols"
+               else (all_row, all_col))
+        margin[key] = m
+
+    def pct(x) -> str:
+        return "–" if x is None or pd.isna(x) else f"{x:.0f}%"
+
+    def mean(x) -> str:
+        return "–" if x is None or pd.isna(x) else f"{x:+.2f}"
+
+    shown, z_col = (pct, "value") if measure == "negative" else (mean, "mean_score")
+    z, text, hover = [], [], []
+    for rv in row_vals + [all_row]:
+        zr, tr, hr = [], [], []
+        for cv in col_vals + [all_col]:
+            r, m = lookup.get((rv, cv)), margin.get((rv, cv))
+            if m is not None:
+                low = bool(m["low_n"])
+                zr.append(None)
+                tr.append(f"<i>{shown(m[z_col])}</i><br>n {int(m['n']):,}{' · low n' if low else ''}")
+                hr.append(f"{rv} · {cv}: {pct(m['value'])} of {int(m['n']):,} scored comments negative, "
+                          f"mean sentiment {mean(m['mean_score'])}")
+            elif r is None:
+                zr.append(None)
+                tr.append("")
+                hr.append(f"{rv} · {cv}: no comments")
+            else:
+                low = bool(r["low_n"])
+                mark = "▼ " if r["worse"] else "▲ " if r["better"] else ""
+                zr.append(None if low or pd.isna(r[z_col]) else float(r[z_col]))
+                tr.append(f"<b>{mark}{shown(r[z_col])}</b><br>n {int(r['n']):,}{' · low n' if low else ''}")
+                hr.append(f"{rv} · {cv}: {pct(r['value'])} negative (95% {pct(r['ci_low'])} to {pct(r['ci_high'])}), "
+                          f"mean sentiment {mean(r['mean_score'])}, {int(r['n']):,} scored of {int(r['comments']):,} "
+                          "comments")
+        z.append(zr)
+        text.append(tr)
+        hover.append(hr)
+    whole = margins[margins["axis"] == "all"]
+    if measure == "negative":
+        overall = float(cells["overall"].iloc[0])
+        colorscale, bar, said = [[0, "#009E73"], [0.5, "#F7F7F7"], [1, "#D55E00"]], "Negative (%)", f"{overall:.1f}%"
+    else:
+        overall = float(whole["mean_score"].iloc[0]) if len(whole) else 0.0
+        colorscale, bar, said = [[0, "#D55E00"], [0.5, "#F7F7F7"], [1, "#009E73"]], "Mean sentiment", f"{overall:+.2f}"
+    fig = go.Figure(go.Heatmap(z=z, x=col_vals + [all_col], y=row_vals + [all_row], text=text,
+                               texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+                               colorscale=colorscale, zmid=overall, xgap=3, ygap=3, textfont=dict(size=13),
+                               colorbar=dict(title=dict(text=bar))))
+    style_figure(fig, title=f"{SENTIMENT_MEASURES[measure]} by {dim_label(rows).lower()} and {dim_label(cols).lower()}",
+                 x_title=dim_label(cols), y_title=dim_label(rows), height=max(320, 110 + 70 * (len(row_vals) + 1)))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(hovermode="closest")
+    show_chart(fig, key="journey_map_sentiment")
+    what = ("Share of each cell's scored comments that read negative" if measure == "negative" else
+            "Mean sentiment of each cell's scored comments (−1 very negative to +1 very positive)")
+    st.caption(f"{what}, with how many were scored, against the whole map ({said}, white); orange more negative, "
+               f"green less. ▼/▲: a significantly higher/lower share of negative comments than the rest after "
+               f"adjusting for the number of cells; "
+               f"cells with fewer than {settings.min_n} scored comments are left white and marked low n. Sentiment "
+               "comes from the Voice analysis of each comment's present text.")
 
 
 def _map_heatmap(cells: pd.DataFrame, margins: pd.DataFrame, rows: str, cols: str, view: str,
@@ -482,8 +615,8 @@ def drivers_section() -> None:
     available = cached_availability(v)
     outcomes = ["nps"] + (["churn"] if not available.get("churn_rate") else [])
     if filters is None or filters.start is None or available.get("nps"):
-        st.info("Key drivers need NPS answers linked to customer IDs, with support tickets or touchpoint ratings "
-                "for the same customers: import them on the **Data** page, or load the demo data there.",
+        st.info("Key drivers need NPS answers linked to customer IDs, with support tickets, touchpoint ratings or "
+                "comments for the same customers: import them on the **Data** page, or load the demo data there.",
                 icon=":material/upload_file:")
         return
     outcome = st.radio("Explain", outcomes, format_func=lambda o: {"nps": "NPS", "churn": "Churn"}[o],
@@ -491,7 +624,7 @@ def drivers_section() -> None:
     where = tuple(sorted(filters.where.items()))
     try:
         with st.spinner("Weighing every experience (regression and bootstrap)…"):
-            table = cached_drivers(v, outcome, filters.start, filters.end, where, settings)
+            table = cached_drivers(v, _voice_revision(), outcome, filters.start, filters.end, where, settings)
     except TouchpointError as exc:
         show_error(exc)
         return
@@ -520,11 +653,14 @@ def drivers_section() -> None:
                "carries when all of them are weighed together (Shapley decomposition of a regression's R², fair to "
                f"overlapping experiences), with a 95% bootstrap interval over {table.attrs['bootstrap']} resamples of "
                f"customers. Beside each label: the raw gap in {unit} between customers who had the experience and the "
-               "others, and how many had it.")
+               "others, and how many had it."
+               + (" “Mentioned: …” bars are comment themes (as on the Voice page) the customer raised in a survey "
+                  "comment or ticket in the same window." if (table["group"] == "Theme").any() else ""))
     st.caption(f"Based on {n:,} customers: {scope}. Together these experiences explain {100 * r2:.1f}% of the "
                "variation between customers; the rest lies elsewhere. Association, not proof of cause."
                + (f" Not weighed (fewer than {settings.min_n} customers had or lacked it, or beyond the "
-                  f"{drivers.MAX_FEATURES} most common experiences): {', '.join(table.attrs['left_out'])}."
+                  f"{drivers.MAX_FEATURES} experiences one model weighs, where the touchpoint ratings and themes "
+                  f"that go least with {label} leave first): {', '.join(table.attrs['left_out'])}."
                   if table.attrs["left_out"] else ""))
     table_download(table, f"key_drivers_{outcome}", key="journey_drivers_csv", label="Download the drivers (CSV)")
 

@@ -53,7 +53,7 @@ N = 400
 ANSWERED = pd.Timestamp("2024-06-01 12:00")
 
 
-def shop(store, churn: bool = False) -> None:
+def shop(store, churn: bool = False, comments: bool = False) -> None:
     """400 customers, each with one NPS answer on 1 June 2024.
 
     - i % 4 == 0 (100 customers): a ticket 10 days before the answer, first reply in 30 min, resolved
@@ -62,7 +62,12 @@ def shop(store, churn: bool = False) -> None:
     - Everyone else's score by (i // 20) % 4: 10, 10, 8, 5 → +100, +100, 0, −100 (mean +25).
     - i % 5 == 0 (80): CSAT 1 of 5 at Checkout 5 days before the answer; i % 5 == 1: CSAT 5 there.
       i % 5 and i % 4 are balanced over 0…399, so checkout is unrelated to tickets and scores.
-    - With ``churn``: the slow-ticket customers churned, nobody else."""
+    - With ``churn``: the slow-ticket customers churned, nobody else.
+    - With ``comments``: the NPS answers of noise group 3 (100 customers, the ones scoring 5 or 8) say
+      "The delivery was late again", i % 5 == 2 (80, balanced against everything) "Nice packaging";
+      the rest "Fine". Themes come from two analyst rules (late → "late delivery", packaging →
+      "Packaging"); the themes discovered in these three repeated texts are removed, to keep the
+      fixture to the two rules."""
     i = np.arange(N)
     noise = (i // 20) % 4
     slow, fast = i % 4 == 0, i % 4 == 1
@@ -70,6 +75,10 @@ def shop(store, churn: bool = False) -> None:
     ids = [f"c{k:03d}" for k in i]
     answers = pd.DataFrame({"response_id": [f"n{k}" for k in i], "customer_id": ids,
                             "submitted_at": [ANSWERED + pd.Timedelta(minutes=int(k)) for k in i], "nps": nps})
+    if comments:
+        answers["comment"] = [". ".join([t for t, on in (("The delivery was late again", noise[k] == 3),
+                                                         ("Nice packaging", k % 5 == 2)) if on] or ["Fine"])
+                              for k in i]
     rated = i[(i % 5) <= 1]
     csat = pd.DataFrame({"response_id": [f"s{k}" for k in rated], "customer_id": [ids[k] for k in rated],
                          "submitted_at": [ANSWERED - pd.Timedelta(days=5)] * len(rated),
@@ -83,6 +92,12 @@ def shop(store, churn: bool = False) -> None:
     ingest.import_frame(store, "responses", answers, file_name="nps")
     ingest.import_frame(store, "responses", csat, file_name="csat")
     ingest.import_frame(store, "tickets", tickets, file_name="tickets")
+    if comments:
+        from cx import voice
+
+        voice.save_rules(store, [voice.Rule("late delivery", ("late",)), voice.Rule("Packaging", ("packaging",))])
+        with store.transaction() as cur:
+            cur.execute("DELETE FROM comment_themes WHERE origin = 'auto'")
     if churn:
         customers = pd.DataFrame({"customer_id": ids, "signup_at": pd.Timestamp("2023-01-01"),
                                   "churned_at": [ANSWERED + pd.Timedelta(days=20) if s else None for s in slow]})
@@ -139,3 +154,60 @@ def test_churn_drivers_follow_the_customer_filters(store):
         cur.execute("UPDATE customers SET segment = CASE WHEN customer_id < 'c200' THEN 'SMB' ELSE 'Consumer' END")
     table = drivers.key_drivers(store, outcome="churn", where={"segment": ["SMB"]}, bootstrap=10)
     assert table.attrs["n"] == 200
+
+
+def test_comment_themes_are_drivers_with_plain_labels(store):
+    shop(store, comments=True)
+    table = drivers.key_drivers(store, bootstrap=50).set_index("label")
+    # The late-delivery group: 25 slow-ticket customers score 8 (0), the other 75 score 5 (−100) → −75.
+    # Everyone else: 75 slow-ticket detractors (−100), 150 promoters, 75 passives → +25.
+    late = table.loc["Mentioned: late delivery"]
+    assert (late["group"], late["n_with"], late["mean_with"], late["mean_without"]) == ("Theme", 100, -75.0, 25.0)
+    # Scores: 150 at −100, 100 at 0, 150 at +100 → mean 0, variance 7,500. The theme is balanced against
+    # every other flag, so its Shapley share is its own R²: 0.25 × 0.75 × 100² / 7,500 = 0.25.
+    assert late["r2_share"] == pytest.approx(0.25)
+    assert late["importance_pct"] == pytest.approx(100 * 0.25 / table.attrs["r2"])
+    assert table.index[0] == "Mentioned: late delivery"
+    packaging = table.loc["Mentioned: packaging"]
+    assert (packaging["n_with"], packaging["effect"]) == (80, pytest.approx(0.0, abs=1e-9))
+    assert packaging["importance_pct"] == pytest.approx(0.0, abs=1e-6)
+    assert table["importance_pct"].sum() == pytest.approx(100.0)
+
+
+def test_a_theme_counts_only_in_the_window_and_on_the_present_text(store):
+    shop(store, comments=True)
+    frame, features = drivers.customer_frame(store)
+    col = next(f.column for f in features if f.label == "Mentioned: late delivery")
+    assert int(frame[col].sum()) == 100
+    with store.transaction() as cur:
+        # c061's comment is edited after the analysis: its stored theme was found in another text.
+        cur.execute("UPDATE responses SET comment = 'All good' WHERE response_id = 'n61'")
+    frame, features = drivers.customer_frame(store)
+    col = next(f.column for f in features if f.label == "Mentioned: late delivery")
+    assert int(frame[col].sum()) == 99 and int(frame.set_index("customer_id").loc["c061", col]) == 0
+    # Churn over a range without answers: no mention falls in it, so themes are not weighed.
+    frame, features = drivers.customer_frame(store, outcome="churn", start="2030-01-01", end="2030-02-01")
+    assert not [f for f in features if f.group == "Theme"]
+
+
+def test_theme_labels_read_as_plain_words():
+    assert drivers.theme_label("Delivery") == "Mentioned: delivery"
+    assert drivers.theme_label("late delivery") == "Mentioned: late delivery"
+    assert drivers.theme_label("CSAT survey") == "Mentioned: CSAT survey"
+    assert drivers.theme_label("[pt] entrega · prazo") == "Mentioned: [pt] entrega · prazo"
+
+
+def test_beyond_the_cap_the_weakest_rating_or_theme_gives_way(store, monkeypatch):
+    shop(store, comments=True)
+    # Five flags are weighed: checkout rating, late delivery, packaging, contacted support, slow ticket.
+    monkeypatch.setattr(drivers, "MAX_FEATURES", 4)
+    # Two themes against one rating: a theme goes, the one unrelated to the score (packaging).
+    frame, features = drivers.customer_frame(store)
+    assert [f.label for f in features] == ["Rated Checkout poorly", "Mentioned: late delivery", "Contacted support",
+                                           "A ticket took over 3 days to resolve"]
+    assert "Mentioned: packaging" in frame.attrs["left_out"]
+    # One of each: the weaker of the two goes (the checkout rating, unrelated to the score).
+    monkeypatch.setattr(drivers, "MAX_FEATURES", 3)
+    frame, features = drivers.customer_frame(store)
+    assert [f.label for f in features] == ["Mentioned: late delivery", "Contacted support",
+                                           "A ticket took over 3 days to resolve"]

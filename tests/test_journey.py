@@ -110,3 +110,103 @@ def test_margins_pool_each_stage_and_each_touchpoint(answers):
     assert m.loc[("cols", "Chat", "nps"), ["value", "n"]].tolist() == [-50.0, 40]
     assert bool(m.loc[("cols", "Website", "ces"), "low_n"])
     assert journey.map_margins(answers, cells.iloc[0:0]).empty
+
+
+# -- sentiment on the map ------------------------------------------------------------------------------
+# (stage, touchpoint, sentiment label, sentiment score, how many). The labels are written into the
+# stored Voice scores after the import, so every number below is counted by hand.
+COMMENTS = [
+    # Purchase · Checkout: 10 negative, 30 positive → 25% negative, mean (10 × −0.5 + 30 × 0.5) / 40 = +0.25.
+    ("Purchase", "Checkout", "negative", -0.5, 10), ("Purchase", "Checkout", "positive", 0.5, 30),
+    # Support · Chat: 30 negative, 10 neutral → 75% negative, mean (30 × −0.8) / 40 = −0.6.
+    ("Support", "Chat", "negative", -0.8, 30), ("Support", "Chat", "neutral", 0.0, 10),
+    # Support · Email: 5 negative → 100%, but 5 < 30 scored comments: low n.
+    ("Support", "Email", "negative", -1.0, 5),
+    # Purchase · Delivery: 20 negative, 10 neutral, 10 unscored → 20 of 30 scored = 66.7%, mean −8 / 30.
+    ("Purchase", "Delivery", "negative", -0.4, 20), ("Purchase", "Delivery", "neutral", 0.0, 10),
+    ("Purchase", "Delivery", None, None, 10),
+]
+
+
+def load_comments(store) -> None:
+    from cx import voice
+
+    rows = [(stage, tp, lab, sc) for stage, tp, lab, sc, k in COMMENTS for _ in range(k)]
+    frame = pd.DataFrame({
+        "response_id": [f"v{i}" for i in range(len(rows))] + ["v-edited", "v-silent"],
+        "submitted_at": [pd.Timestamp("2024-05-01") + pd.Timedelta(hours=i) for i in range(len(rows) + 2)],
+        "journey_stage": [r[0] for r in rows] + ["Support", "Support"],
+        "touchpoint": [r[1] for r in rows] + ["Chat", "Chat"],
+        "nps": [5] * (len(rows) + 2),
+        "comment": [f"Comment number {i} about the {r[1].lower()}" for i, r in enumerate(rows)]
+                   + ["Lovely chat, thanks", None],
+    })
+    ingest.import_frame(store, "responses", frame, file_name="comments")
+    voice.refresh(store)
+    labels = pd.DataFrame({"id": [f"v{i}" for i in range(len(rows))], "lab": [r[2] for r in rows],
+                           "sc": [r[3] for r in rows]})
+    with store.transaction() as cur:
+        cur.register("fixture_labels", labels)
+        cur.execute("UPDATE comment_scores SET sentiment_label = l.lab, sentiment_score = l.sc FROM fixture_labels l "
+                    "WHERE comment_scores.id = l.id")
+        cur.unregister("fixture_labels")
+        cur.execute("UPDATE comment_scores SET sentiment_label = 'positive', sentiment_score = 0.9 "
+                    "WHERE id = 'v-edited'")
+        # The comment is edited after scoring: its stored score was made from another text, so it never counts.
+        cur.execute("UPDATE responses SET comment = 'Awful chat' WHERE response_id = 'v-edited'")
+
+
+def test_sentiment_map_counts_scored_comments_per_cell(store):
+    from cx import stats
+
+    load_comments(store)
+    cells, margins = journey.sentiment_map(store)
+    by = cells.set_index(["journey_stage", "touchpoint"])
+    assert by.loc[("Purchase", "Checkout"), ["value", "n", "negative", "comments"]].tolist() == [25.0, 40, 10, 40]
+    assert by.loc[("Purchase", "Checkout"), "mean_score"] == pytest.approx(0.25)
+    # Chat: the edited comment and the answer without a comment are not counted.
+    assert by.loc[("Support", "Chat"), ["value", "n", "comments"]].tolist() == [75.0, 40, 40]
+    assert by.loc[("Support", "Chat"), "mean_score"] == pytest.approx(-0.6)
+    assert by.loc[("Purchase", "Delivery"), ["n", "negative", "comments"]].tolist() == [30, 20, 40]
+    assert by.loc[("Purchase", "Delivery"), "value"] == pytest.approx(200 / 3)
+    assert by.loc[("Purchase", "Delivery"), "mean_score"] == pytest.approx(-8 / 30)
+    email = by.loc[("Support", "Email")]
+    assert (email["value"], email["n"], bool(email["low_n"]), bool(email["worse"])) == (100.0, 5, True, False)
+    assert pd.isna(email["p_adjusted"])
+    # Whole map: 65 negative of 115 scored comments.
+    assert by["overall"].iloc[0] == pytest.approx(100 * 65 / 115)
+    # Chat against the rest of the map: 30/40 against 35/75, adjusted over the 3 cells with enough comments.
+    p_chat = stats.two_proportion_test(30, 40, 35, 75)[1]
+    p_checkout = stats.two_proportion_test(10, 40, 55, 75)[1]
+    p_delivery = stats.two_proportion_test(20, 30, 45, 85)[1]
+    ranked = sorted([p_chat, p_checkout, p_delivery])
+    assert by.loc[("Support", "Chat"), "p_adjusted"] == pytest.approx(ranked[1] * 3 / 2)
+    assert p_delivery == ranked[2] and by.loc[("Purchase", "Delivery"), "p_adjusted"] == pytest.approx(p_delivery)
+    assert bool(by.loc[("Support", "Chat"), "worse"]) and bool(by.loc[("Purchase", "Checkout"), "better"])
+    assert not by.loc[("Purchase", "Delivery"), ["worse", "better"]].any()
+    m = margins.set_index(["axis", "value_of"])
+    # Support over all touchpoints: 35 negative of 45; Checkout over all stages: 10 of 40.
+    assert m.loc[("rows", "Support"), ["value", "n"]].tolist() == [pytest.approx(100 * 35 / 45), 45]
+    assert m.loc[("cols", "Checkout"), ["value", "n"]].tolist() == [25.0, 40]
+    whole = margins[margins["axis"] == "all"].iloc[0]
+    assert (whole["n"], whole["value"]) == (115, pytest.approx(100 * 65 / 115))
+    pains = journey.sentiment_pain_points(cells)
+    assert pains["touchpoint"].tolist() == ["Chat"]
+    assert pains["sentence"][0].startswith("Support · Chat: 75.0% of comments negative against 56.5% across the "
+                                           "journey (18.5 points more, 40 scored comments, mean sentiment -0.60, ")
+
+
+def test_sentiment_map_follows_filters_and_says_nothing_without_comments(store):
+    load_comments(store)
+    cells, _ = journey.sentiment_map(store, where={"journey_stage": ["Support"]})
+    assert set(cells["touchpoint"]) == {"Chat", "Email"}
+    assert cells["overall"].iloc[0] == pytest.approx(100 * 35 / 45)
+    cells, margins = journey.sentiment_map(store, start="2030-01-01", end="2030-12-31")
+    assert cells.empty and margins.empty and journey.sentiment_pain_points(cells).empty
+    with pytest.raises(Exception, match="two different"):
+        journey.sentiment_map(store, rows="touchpoint", cols="touchpoint")
+
+
+def test_sentiment_map_without_voice_scores_is_empty(answers):
+    cells, _ = journey.sentiment_map(answers)  # answers without comments
+    assert cells.empty

@@ -140,3 +140,65 @@ def test_key_drivers_tab_ranks_the_known_driver_first(app_store_path):
     assert labels[-1] == "A ticket took over 3 days to resolve · -100 NPS pts · n 100"  # the longest bar, at the top
     assert any("Based on 400 customers" in c.value for c in at.caption)
     assert any("Shapley decomposition" in c.value for c in at.caption)
+
+
+def test_touchpoint_map_sentiment_view(app_store_path):
+    from tests.test_journey import load_comments
+
+    load_comments(open_store(app_store_path))  # hand-labelled comments of tests/test_journey.py
+    at = run_app({"range": "all"}, page=PAGE)
+    at.radio(key="journey_map_view").set_value("sentiment").run()
+    assert not at.exception, at.exception
+    import json
+
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heat = next(c for c in charts if c["layout"]["title"]["text"].startswith("Negative comments (%)"))
+    grid = dict(zip(heat["data"][0]["y"], heat["data"][0]["text"]))
+    cols = heat["data"][0]["x"]
+    support = dict(zip(cols, grid["Support"]))
+    assert support["Chat"] == "<b>▼ 75%</b><br>n 40"
+    assert support["Email"] == "<b>100%</b><br>n 5 · low n"
+    assert dict(zip(cols, grid["Purchase"]))["Checkout"] == "<b>▲ 25%</b><br>n 40"
+    assert dict(zip(cols, grid["All journey stages"]))["All touchpoints"] == "<i>57%</i><br>n 115"
+    pains = [m.value for m in at.markdown if "▼" in m.value]
+    assert any("Support · Chat: 75.0% of comments negative" in p for p in pains)
+    at.radio(key="journey_map_sentiment_measure").set_value("mean").run()
+    assert not at.exception, at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heat = next(c for c in charts if c["layout"]["title"]["text"].startswith("Mean sentiment"))
+    grid = dict(zip(heat["data"][0]["y"], heat["data"][0]["text"]))
+    support = dict(zip(heat["data"][0]["x"], grid["Support"]))
+    # Chat: 30 × −0.8 + 10 × 0 over 40; the whole map: (−5 + 15 − 24 − 5 − 8) / 115.
+    assert support["Chat"] == "<b>▼ -0.60</b><br>n 40"
+    assert dict(zip(heat["data"][0]["x"], grid["All journey stages"]))["All touchpoints"] == "<i>-0.23</i><br>n 115"
+    assert any("Mean sentiment of each cell's scored comments" in c.value for c in at.caption)
+
+
+def test_key_drivers_tab_weighs_comment_themes(app_store_path):
+    import json
+
+    from tests.test_drivers import shop
+
+    shop(open_store(app_store_path), comments=True)  # tests/test_drivers.py: late-delivery comments cost 100 points
+    at = run_app({"range": "all"}, page=PAGE)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    bars = next(c for c in charts if "explained difference" in c["layout"]["title"]["text"])
+    labels = bars["data"][0]["y"]
+    assert labels[-1] == "Mentioned: late delivery · -100 NPS pts · n 100"
+    assert "Mentioned: packaging · +0 NPS pts · n 80" in labels
+    assert any("“Mentioned: …” bars are comment themes" in c.value for c in at.caption)
+
+
+def test_sentiment_view_says_when_comments_wait_for_analysis(app_store_path):
+    from tests.test_journey import load_comments
+
+    store = open_store(app_store_path)
+    load_comments(store)
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM comment_scores WHERE id IN ('v0', 'v1')")  # as if imported with voice deferred
+    at = run_app({"range": "all"}, page=PAGE)
+    at.radio(key="journey_map_view").set_value("sentiment").run()
+    assert not at.exception, at.exception
+    # 126 comments (125 labelled, the edited one); not analysed: the two deleted scores and the edited
+    # comment (its score was made from its old text).
+    assert any("3 of 126 comments have not been analysed" in i.value for i in at.info)
