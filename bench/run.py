@@ -10,8 +10,8 @@ Measures, at each size (see ``bench.generate``), as the median of repeated runs:
 3. the headline metrics in plain pandas (load the Parquet exports + compute) against Touchpoint, time
    and peak memory, each in a process of its own;
 4. the app process's peak resident memory while a browser opens every page (Streamlit + Playwright);
-5. the analyses other modules add (funnel, cohort retention, Kaplan–Meier, BG/NBD, sentiment),
-   through a registry that reports "not available" for a module that is not there yet.
+5. the analyses the Journey, Churn & retention and Voice pages run (funnel, cohort retention,
+   Kaplan–Meier, BG/NBD, sentiment) through their modules' entry points (``bench.analyses``).
 
 Writes ``bench/RESULTS.md`` and ``bench/results.json``; exits 1 when a budget is missed.
 Heavy work runs in child processes at the lowest CPU priority the caller gave (``nice``).

@@ -48,12 +48,25 @@ def test_every_page_and_filter_measured_with_the_same_numbers_as_hand_sql(result
             assert r["hand_s"] is None and r["check"] == "no reference"
 
 
-def test_missing_analysis_modules_are_reported_not_failed(results):
+def test_every_analysis_runs_through_its_modules_entry_point(results):
     names = {a["name"]: a for a in results["analyses"]}
-    assert set(names) == set(analyses.REGISTRY)
-    for a in names.values():
-        assert a["status"].startswith(("ok", "not available")), a
-        assert (a["seconds"] is None) == a["status"].startswith("not available")
+    assert set(names) == set(analyses.REGISTRY) == {"funnel", "cohort_retention", "kaplan_meier", "bg_nbd", "sentiment"}
+    for name, a in names.items():
+        assert a["size"] == "toy"
+        assert a["status"].startswith(f"ok ({analyses.REGISTRY[name][0]}.{analyses.ENTRY_POINTS[name]}: "), a
+        assert a["seconds"] > 0
+    # What each analysis found on the toy store (2,000 responses, 5,000 customers), so a call that
+    # silently does nothing cannot pass.
+    assert "5 steps" in names["funnel"]["label"] and " entered, " in names["funnel"]["status"]
+    assert "4 groups, 5,000 customers" in names["kaplan_meier"]["status"]
+    assert " cohorts, " in names["cohort_retention"]["status"]
+    assert "en: learned" in names["sentiment"]["status"]
+
+
+def test_a_missing_analysis_module_is_reported_not_failed(monkeypatch):
+    monkeypatch.setitem(analyses.REGISTRY, "funnel", ("cx.not_a_module", "Funnel, 5 steps", analyses._funnel))
+    r = analyses.run_one("funnel", "unused.duckdb", 1)
+    assert r["status"] == "not available: cx.not_a_module is not on this branch" and r["seconds"] is None
 
 
 def test_budgets_and_report(results):
