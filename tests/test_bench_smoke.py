@@ -97,3 +97,19 @@ def test_budget_rules():
                        "import csv vs DuckDB read_csv": True,
                        "headline metrics: faster than pandas": True, "headline metrics: peak memory vs pandas": False,
                        "app process serving overview": False}
+
+
+def test_merge_replaces_only_the_sections_and_sizes_measured(tmp_path):
+    machine = {"when": "2026-11-23T13:00:00+00:00", "load_average": [4.0, 5.0, 6.0], "niceness": 10}
+    old = {"machine": {"when": "first"}, "sizes": {"100k": {}, "1m": {}}, "repeats": 3, "sections": ["pages", "analyses"],
+           "pages": [{"size": "1m", "page": "overview"}],
+           "analyses": [{"size": "100k", "name": "funnel", "seconds": None}, {"size": "1m", "name": "funnel", "seconds": None}]}
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    new = {"machine": machine, "sizes": {"100k": {}}, "repeats": 1, "sections": ["analyses"], "pages": [],
+           "analyses": [{"size": "100k", "name": "funnel", "seconds": 0.5}]}
+    m = run.merge(tmp_path / "results.json", new)
+    assert m["pages"] == old["pages"] and m["machine"] == {"when": "first"}
+    assert m["analyses"] == [{"size": "1m", "name": "funnel", "seconds": None}, {"size": "100k", "name": "funnel", "seconds": 0.5}]
+    assert m["sizes"] == {"100k": {}, "1m": {}}
+    assert m["merged"] == [{"sections": ["analyses"], "sizes": ["100k"], "repeats": 1, "machine": machine}]
+    assert run.merge(tmp_path / "absent.json", new) is new
