@@ -1,98 +1,114 @@
-"""Analyses other modules add, each measured when its module exists: a registry of adapters.
+"""The analyses the Journey, Churn & retention and Voice pages run, each timed through its module's
+public entry point with the arguments the page gives it (default filters, whole history).
 
-Each entry names the module and the functions that may implement the analysis; ``run_one`` imports
-the module, finds the first function that exists, and calls it with the arguments it asks for by
-name (``backend``/``store``, ``steps``, ``start``/``end``, ``texts``…). A missing module, function
-or an interface the adapter cannot satisfy is reported as "not available: …", never as a failure,
-so the analyses plug in as their modules land on main."""
+- funnel: ``cx.funnel.compute_funnel`` on the demo's five purchase steps (sequential, 14-day window);
+- cohort retention: ``cx.retention.cohort_retention`` by month;
+- Kaplan–Meier: ``cx.retention.survival`` split by NPS category (curves, medians, log-rank test);
+- BG/NBD: ``cx.clv.predict_clv`` (the RFM summary, the BG/NBD and Gamma-Gamma fits, 12-month value);
+- sentiment: language detection and ``cx.voice.score_comments`` on up to ``SENTIMENT_SAMPLE``
+  comments, as ``cx.voice.refresh`` scores them (without its theme discovery and writes).
+
+Only a module that is missing reports "not available"; an analysis that raises reports "error: …"."""
 
 from __future__ import annotations
 
 import importlib
-import inspect
+import math
 import statistics
 import time
 from typing import Any, Callable
 
 FUNNEL_STEPS = ["Visited site", "Viewed product", "Added to cart", "Checkout started", "Order placed"]
-SENTIMENT_SAMPLE = 100_000  # comments scored per run (the comment column at 10 M holds ~4.9 M)
+KM_SPLIT = "nps_category"
+SENTIMENT_SAMPLE = 100_000  # comments scored per run (the comment columns at 10 M hold ~5 M)
 
-# name -> (module, candidate function names, label)
-REGISTRY: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "funnel": ("cx.funnel", ("funnel", "compute_funnel", "funnel_table", "query_funnel", "conversion_funnel"),
-               "Funnel, 5 steps"),
-    "cohort_retention": ("cx.retention", ("cohort_retention", "retention_cohorts", "cohort_table", "cohorts"),
-                         "Cohort retention (monthly)"),
-    "kaplan_meier": ("cx.retention", ("kaplan_meier", "survival_curve", "km_curve", "survival"),
-                     "Kaplan–Meier survival"),
-    "bg_nbd": ("cx.clv", ("fit_bgnbd", "fit_bg_nbd", "bg_nbd", "bgnbd_fit", "fit_bgnbd_model", "predictive_clv"),
-               "BG/NBD fit"),
-    "sentiment": ("cx.text", ("score_sentiment", "sentiment_scores", "sentiment", "score_texts", "score"),
-                  f"Sentiment scoring ({SENTIMENT_SAMPLE:,} comments)"),
+
+def _funnel(store, module) -> tuple[Callable[[], Any], Callable[[Any], str]]:
+    q = module.FunnelQuery.build(FUNNEL_STEPS)
+
+    def detail(t):
+        entered, placed = int(t["customers"].iloc[0]), int(t["customers"].iloc[-1])
+        return f"{entered:,} entered, {placed:,} placed an order"
+
+    return (lambda: module.compute_funnel(store, q)), detail
+
+
+def _cohorts(store, module):
+    def detail(t):
+        return f"{t['cohort'].nunique():,} cohorts, {len(t):,} cells"
+
+    return (lambda: module.cohort_retention(store, grain="month")), detail
+
+
+def _survival(store, module):
+    def detail(s):
+        p = s.test.p_value if s.test is not None else math.nan
+        return f"{len(s.summary)} groups, {int(s.summary['customers'].sum()):,} customers, log-rank p = {p:.2g}"
+
+    return (lambda: module.survival(store, by=KM_SPLIT)), detail
+
+
+def _clv(store, module):
+    def detail(r):
+        return f"{len(r.customers):,} customers; r = {r.bgnbd.r:.3g}, α = {r.bgnbd.alpha:.3g}"
+
+    return (lambda: module.predict_clv(store, unit="week", horizon_months=12, discount=0.01)), detail
+
+
+def _sentiment(store, module):
+    with store.cursor() as cur:
+        frame = cur.execute(f"SELECT * FROM ({module._all_comments_sql()}) LIMIT ?", [SENTIMENT_SAMPLE]).df()
+    texts, hints, hashes = frame["text"].tolist(), frame["hint"].tolist(), frame["text_hash"].tolist()
+    signs = [None if s is None or (isinstance(s, float) and math.isnan(s)) else s
+             for s in frame["sign"].astype("float64").tolist()]
+
+    def run():
+        langs = module.detect_languages(texts, hints)
+        return module.score_comments(texts, signs, langs, hashes)
+
+    def detail(out):
+        scored, reports = out
+        return f"{len(scored):,} comments, {int(scored['sentiment_label'].notna().sum()):,} scored, " + \
+            ", ".join(f"{r.language}: {r.method}" for r in reports)
+
+    return run, detail
+
+
+# name -> (module, label, setup(store, module) -> (run, describe the result))
+REGISTRY: dict[str, tuple[str, str, Callable]] = {
+    "funnel": ("cx.funnel", "Funnel, 5 steps", _funnel),
+    "cohort_retention": ("cx.retention", "Cohort retention (monthly)", _cohorts),
+    "kaplan_meier": ("cx.retention", "Kaplan–Meier survival by NPS category", _survival),
+    "bg_nbd": ("cx.clv", "BG/NBD + Gamma-Gamma fit, 12-month CLV", _clv),
+    "sentiment": ("cx.voice", f"Sentiment scoring (up to {SENTIMENT_SAMPLE:,} comments)", _sentiment),
 }
 
-
-def _arguments(fn: Callable, context: dict[str, Any]) -> tuple[list, dict]:
-    """Positional and keyword arguments for ``fn`` from ``context`` by parameter name."""
-    aliases = {"backend": ("backend", "con", "b", "engine"), "store": ("store", "s", "db"),
-               "steps": ("steps", "step_names", "funnel_steps"), "texts": ("texts", "comments", "text", "docs"),
-               "grain": ("grain", "period", "freq"), "start": ("start",), "end": ("end",)}
-    args, kwargs = [], {}
-    for p in inspect.signature(fn).parameters.values():
-        value, found = None, False
-        for key, names in aliases.items():
-            if p.name in names and key in context:
-                value, found = context[key], True
-                break
-        if not found:
-            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                if not args and not kwargs:  # an unnamed first argument: the store's backend
-                    value, found = context["backend"], True
-                else:
-                    raise TypeError(f"needs {p.name!r}, which the benchmark does not know how to give")
-            else:
-                continue
-        if p.kind == p.POSITIONAL_ONLY:
-            args.append(value)
-        else:
-            kwargs[p.name] = value
-    return args, kwargs
+ENTRY_POINTS = {"funnel": "compute_funnel", "cohort_retention": "cohort_retention", "kaplan_meier": "survival",
+                "bg_nbd": "predict_clv", "sentiment": "score_comments"}
 
 
 def run_one(name: str, db: str, repeats: int) -> dict:
     """Time one analysis on the store ``db``: median seconds over ``repeats`` runs, or why it is not available."""
-    module_name, candidates, label = REGISTRY[name]
+    module_name, label, setup = REGISTRY[name]
     base = {"name": name, "label": label, "module": module_name}
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            return {**base, "status": f"not available: {module_name} is not on this branch yet", "seconds": None}
+            return {**base, "status": f"not available: {module_name} is not on this branch", "seconds": None}
         raise
-    fn = next((getattr(module, c) for c in candidates if callable(getattr(module, c, None))), None)
-    if fn is None:
-        return {**base, "status": f"not available: {module_name} has none of {', '.join(candidates)}", "seconds": None}
-    from cx.engine import backend_for
     from cx.store import Store
 
     store = Store(db)
     try:
-        context: dict[str, Any] = {"store": store, "backend": backend_for(store), "steps": FUNNEL_STEPS,
-                                   "grain": "month"}
-        if name == "sentiment":
-            with store.cursor() as cur:
-                context["texts"] = [r[0] for r in cur.execute(
-                    "SELECT comment FROM responses WHERE comment IS NOT NULL LIMIT ?", [SENTIMENT_SAMPLE]).fetchall()]
-        try:
-            args, kwargs = _arguments(fn, context)
-        except (TypeError, ValueError) as exc:
-            return {**base, "status": f"not available: {module_name}.{fn.__name__}: {exc}", "seconds": None}
-        times = []
+        run, describe = setup(store, module)
+        times, out = [], None
         for _ in range(repeats):
             t0 = time.perf_counter()
-            fn(*args, **kwargs)
+            out = run()
             times.append(time.perf_counter() - t0)
-        return {**base, "status": f"ok ({module_name}.{fn.__name__})", "seconds": statistics.median(times)}
+        return {**base, "status": f"ok ({module_name}.{ENTRY_POINTS[name]}: {describe(out)})",
+                "seconds": statistics.median(times)}
     except Exception as exc:  # an analysis that fails is reported, not hidden
         return {**base, "status": f"error: {type(exc).__name__}: {str(exc)[:200]}", "seconds": None}
     finally:

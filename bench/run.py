@@ -10,8 +10,8 @@ Measures, at each size (see ``bench.generate``), as the median of repeated runs:
 3. the headline metrics in plain pandas (load the Parquet exports + compute) against Touchpoint, time
    and peak memory, each in a process of its own;
 4. the app process's peak resident memory while a browser opens every page (Streamlit + Playwright);
-5. the analyses other modules add (funnel, cohort retention, Kaplan–Meier, BG/NBD, sentiment),
-   through a registry that reports "not available" for a module that is not there yet.
+5. the analyses the Journey, Churn & retention and Voice pages run (funnel, cohort retention,
+   Kaplan–Meier, BG/NBD, sentiment) through their modules' entry points (``bench.analyses``).
 
 Writes ``bench/RESULTS.md`` and ``bench/results.json``; exits 1 when a budget is missed.
 Heavy work runs in child processes at the lowest CPU priority the caller gave (``nice``).
@@ -371,6 +371,26 @@ def budgets(results: dict) -> list[dict]:
     return out
 
 
+def merge(previous: Path, new: dict) -> dict:
+    """``new`` laid over the results in ``previous`` (when it exists): the sections ``new`` measured
+    replace the previous rows of the same sizes; everything else, machine info included, is kept, and
+    the re-measurement is listed under ``merged`` with its own machine info."""
+    if not previous.exists():
+        return new
+    old = json.loads(previous.read_text())
+    out = dict(old)
+    sizes = set(new["sizes"])
+    for section in new["sections"]:
+        out[section] = [r for r in old.get(section, []) if r.get("size") not in sizes] + new.get(section, [])
+    out["sizes"] = {**old.get("sizes", {}), **new["sizes"]}
+    out["sections"] = list(dict.fromkeys(old.get("sections", []) + new["sections"]))
+    out["merged"] = old.get("merged", []) + [{"sections": new["sections"], "sizes": list(new["sizes"]),
+                                              "repeats": new["repeats"], "machine": new["machine"]}]
+    if "notes" in new:
+        out["notes"] = new["notes"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Touchpoint benchmark suite")
     parser.add_argument("--sizes", default="100k,1m,10m", help="comma-separated: toy, 100k, 1m, 10m")
@@ -382,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8615)))
     parser.add_argument("--out", default=str(HERE), help="folder for RESULTS.md and results.json")
     parser.add_argument("--cache", default=None, help="cache folder for the generated stores")
+    parser.add_argument("--merge", action="store_true", help="keep the other sections and sizes of the results.json "
+                        "already in --out, replacing only what this run measures")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -431,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     notes = HERE / "NOTES.md"  # the analysis of misses and the before/after figures, kept by hand
     if notes.exists():
         results["notes"] = [notes.read_text().strip()]
+    if args.merge:
+        results = merge(Path(args.out) / "results.json", results)
     results["budgets"] = budgets(results)
     results["passed"] = all(b["pass"] for b in results["budgets"])
     out = Path(args.out)

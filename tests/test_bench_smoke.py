@@ -48,12 +48,25 @@ def test_every_page_and_filter_measured_with_the_same_numbers_as_hand_sql(result
             assert r["hand_s"] is None and r["check"] == "no reference"
 
 
-def test_missing_analysis_modules_are_reported_not_failed(results):
+def test_every_analysis_runs_through_its_modules_entry_point(results):
     names = {a["name"]: a for a in results["analyses"]}
-    assert set(names) == set(analyses.REGISTRY)
-    for a in names.values():
-        assert a["status"].startswith(("ok", "not available")), a
-        assert (a["seconds"] is None) == a["status"].startswith("not available")
+    assert set(names) == set(analyses.REGISTRY) == {"funnel", "cohort_retention", "kaplan_meier", "bg_nbd", "sentiment"}
+    for name, a in names.items():
+        assert a["size"] == "toy"
+        assert a["status"].startswith(f"ok ({analyses.REGISTRY[name][0]}.{analyses.ENTRY_POINTS[name]}: "), a
+        assert a["seconds"] > 0
+    # What each analysis found on the toy store (2,000 responses, 5,000 customers), so a call that
+    # silently does nothing cannot pass.
+    assert "5 steps" in names["funnel"]["label"] and " entered, " in names["funnel"]["status"]
+    assert "4 groups, 5,000 customers" in names["kaplan_meier"]["status"]
+    assert " cohorts, " in names["cohort_retention"]["status"]
+    assert "en: learned" in names["sentiment"]["status"]
+
+
+def test_a_missing_analysis_module_is_reported_not_failed(monkeypatch):
+    monkeypatch.setitem(analyses.REGISTRY, "funnel", ("cx.not_a_module", "Funnel, 5 steps", analyses._funnel))
+    r = analyses.run_one("funnel", "unused.duckdb", 1)
+    assert r["status"] == "not available: cx.not_a_module is not on this branch" and r["seconds"] is None
 
 
 def test_budgets_and_report(results):
@@ -84,3 +97,19 @@ def test_budget_rules():
                        "import csv vs DuckDB read_csv": True,
                        "headline metrics: faster than pandas": True, "headline metrics: peak memory vs pandas": False,
                        "app process serving overview": False}
+
+
+def test_merge_replaces_only_the_sections_and_sizes_measured(tmp_path):
+    machine = {"when": "2026-11-23T13:00:00+00:00", "load_average": [4.0, 5.0, 6.0], "niceness": 10}
+    old = {"machine": {"when": "first"}, "sizes": {"100k": {}, "1m": {}}, "repeats": 3, "sections": ["pages", "analyses"],
+           "pages": [{"size": "1m", "page": "overview"}],
+           "analyses": [{"size": "100k", "name": "funnel", "seconds": None}, {"size": "1m", "name": "funnel", "seconds": None}]}
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    new = {"machine": machine, "sizes": {"100k": {}}, "repeats": 1, "sections": ["analyses"], "pages": [],
+           "analyses": [{"size": "100k", "name": "funnel", "seconds": 0.5}]}
+    m = run.merge(tmp_path / "results.json", new)
+    assert m["pages"] == old["pages"] and m["machine"] == {"when": "first"}
+    assert m["analyses"] == [{"size": "1m", "name": "funnel", "seconds": None}, {"size": "100k", "name": "funnel", "seconds": 0.5}]
+    assert m["sizes"] == {"100k": {}, "1m": {}}
+    assert m["merged"] == [{"sections": ["analyses"], "sizes": ["100k"], "repeats": 1, "machine": machine}]
+    assert run.merge(tmp_path / "absent.json", new) is new
