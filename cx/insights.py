@@ -200,6 +200,8 @@ def what_changed(backend, store: Store, filters: Filters, settings: Settings, li
                                                ces_easy_min=settings.ces_easy_min)
         for dim, cmp in every.items():
             for _, r in cmp.iterrows():
+                if dim is not None and pd.isna(r[dim]):
+                    continue  # rows with no value for the dimension are no segment anyone can act on
                 if r["n"] >= settings.min_n and r["n_before"] >= settings.min_n and not pd.isna(r["p_value"]):
                     candidates += 1
                 if not (bool(r["significant"]) and r["n"] >= settings.min_n and r["n_before"] >= settings.min_n):
