@@ -1731,17 +1731,31 @@ def _overlay(base: Options, user: Options) -> Options:
 
 def _stage(cur, raw: RawFile, plan: _Plan) -> None:
     """parsed(_row, fields…) and bad(_row, column, value, reason) as temporary tables."""
+    # Each source cell is cleaned (trimmed, null markers to NULL) once, in an inner select, rather
+    # than at every use inside the parse expressions.
+    n = len(raw.columns)
+    exprs = list(plan.select)
+    for i in range(n):
+        exprs = [e.replace(_clean(i), f"_v{i}") for e in exprs]
     sql = (
-        "CREATE OR REPLACE TEMP TABLE parsed AS SELECT rowid + 1 AS _row, "
-        + ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in zip(plan.columns, plan.select))
-        + (", " + ", ".join(f"c{i}" for i in range(len(raw.columns))))
-        + " FROM raw"
+        "CREATE OR REPLACE TEMP TABLE parsed AS SELECT _row, "
+        + ", ".join(f"{expr} AS {quote_ident(col)}" for col, expr in zip(plan.columns, exprs))
+        + (", " + ", ".join(f"c{i}" for i in range(n)))
+        + " FROM (SELECT rowid + 1 AS _row, "
+        + ", ".join(f"c{i}, {_clean(i)} AS _v{i}" for i in range(n))
+        + " FROM raw)"
     )
     used = set(re.findall(r"\$([a-z_]+)", sql))
     cur.execute(sql, {k: v for k, v in plan.params.items() if k in used})
     if plan.checks:
+        # One scan of parsed finds the rows that fail any check (usually few); the per-check union
+        # then runs over those rows only.
+        suspect = ("CREATE OR REPLACE TEMP TABLE suspect AS SELECT * FROM parsed WHERE "
+                   + " OR ".join(f"({cond})" for cond, _, _, _ in plan.checks))
+        used = set(re.findall(r"\$([a-z_]+)", suspect))
+        cur.execute(suspect, {k: v for k, v in plan.params.items() if k in used})
         union = " UNION ALL ".join(
-            f"SELECT _row, ? AS column_name, CAST({rawv} AS VARCHAR) AS value, ? AS reason FROM parsed WHERE {cond}"
+            f"SELECT _row, ? AS column_name, CAST({rawv} AS VARCHAR) AS value, ? AS reason FROM suspect WHERE {cond}"
             for cond, _, rawv, _ in plan.checks
         )
         args: list[Any] = []
@@ -1800,22 +1814,34 @@ def _upsert(store: Store, cur, kind: str, raw: RawFile, plan: _Plan, mapping: di
         f"CREATE OR REPLACE TEMP TABLE valid AS SELECT _row, {sel} FROM parsed WHERE _row NOT IN (SELECT _row FROM bad)"
     )
     keycols = ", ".join(quote_ident(k) for k in key)
-    cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE stage AS SELECT {', '.join(q_all)}, {hash_expr} AS row_hash FROM valid "
-        f"QUALIFY row_number() OVER (PARTITION BY {keycols} ORDER BY _row DESC) = 1"
-    )
-    n_valid = cur.execute("SELECT count(*) FROM valid").fetchone()[0]
-    n_stage = cur.execute("SELECT count(*) FROM stage").fetchone()[0]
-    on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in key)
+    # The window de-duplication sorts every row; a grouping finds out more cheaply whether any key
+    # repeats, and without repeats every valid row is staged as it is.
+    repeats = cur.execute(f"SELECT EXISTS (SELECT 1 FROM valid GROUP BY {keycols} HAVING count(*) > 1)").fetchone()[0]
     t = quote_ident(kind)
     h = quote_ident(f"{kind}_history")
+    # Into an empty table (a first import) nothing can match: without repeated keys the staged rows
+    # are the valid rows, hashed once as they are inserted, and the key join is skipped.
+    first = bool(cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {t})").fetchone()[0])
+    direct = first and not repeats
+    stage = "stage_direct" if direct else "stage"
     cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE matched AS SELECT s.{', s.'.join(quote_ident(k) for k in key)}, "
-        f"(t.row_hash = s.row_hash) AS same FROM stage s JOIN {t} t ON {on}"
+        f"CREATE OR REPLACE TEMP {'VIEW' if direct else 'TABLE'} {stage} AS SELECT {', '.join(q_all)}, "
+        f"{hash_expr} AS row_hash FROM valid "
+        + (f"QUALIFY row_number() OVER (PARTITION BY {keycols} ORDER BY _row DESC) = 1" if repeats else "")
     )
-    unchanged, updated = cur.execute(
-        "SELECT count(*) FILTER (WHERE same), count(*) FILTER (WHERE NOT same) FROM matched"
-    ).fetchone()
+    n_valid = cur.execute("SELECT count(*) FROM valid").fetchone()[0]
+    n_stage = n_valid if direct else cur.execute("SELECT count(*) FROM stage").fetchone()[0]
+    on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in key)
+    if first:
+        unchanged, updated = 0, 0
+    else:
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE matched AS SELECT s.{', s.'.join(quote_ident(k) for k in key)}, "
+            f"(t.row_hash = s.row_hash) AS same FROM stage s JOIN {t} t ON {on}"
+        )
+        unchanged, updated = cur.execute(
+            "SELECT count(*) FILTER (WHERE same), count(*) FILTER (WHERE NOT same) FROM matched"
+        ).fetchone()
     unchanged, updated = int(unchanged or 0), int(updated or 0)
     added = n_stage - unchanged - updated
     on_m = " AND ".join(f"t.{quote_ident(k)} = m.{quote_ident(k)}" for k in key)
@@ -1824,7 +1850,7 @@ def _upsert(store: Store, cur, kind: str, raw: RawFile, plan: _Plan, mapping: di
         # then removing either batch leaves the row delivered by the other one in place.
         cur.execute(f"INSERT INTO {h} BY NAME SELECT t.* FROM {t} t JOIN matched m ON {on_m}")
         cur.execute(f"DELETE FROM {t} t USING matched m WHERE {on_m}")
-    cur.execute(f"INSERT INTO {t} BY NAME SELECT s.* EXCLUDE (row_hash), s.row_hash, ? AS batch_id FROM stage s",
+    cur.execute(f"INSERT INTO {t} BY NAME SELECT s.* EXCLUDE (row_hash), s.row_hash, ? AS batch_id FROM {stage} s",
                 [batch_id])
     # Rejects: those of the parser (malformed lines) and those of the values.
     cur.execute("CREATE OR REPLACE TEMP TABLE bad_rows AS SELECT DISTINCT _row FROM bad")
