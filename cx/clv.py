@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from cx.engine import read_cursor
 from cx.errors import TouchpointError, UnknownDimension
 from cx.retention import NOT_REVENUE, UNIT_DAYS, _customer_filters
 from cx.store import Store, quote_ident
@@ -203,7 +204,7 @@ def fit_gamma_gamma(x, m, *, weights=None) -> GammaGamma:
 # From the store
 # ------------------------------------------------------------------------------------------------
 def last_order_date(store: Store) -> date | None:
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         v = cur.execute("SELECT CAST(max(ordered_at) AS DATE) FROM orders WHERE customer_id IS NOT NULL").fetchone()[0]
     return v
 
@@ -253,7 +254,7 @@ def rfm_summary(store: Store, *, unit: str = "week", calibration_end: date | Non
     ORDER BY d.customer_id"""
     params = {"obs_end": obs_end, "cal_end": cal_end, "unit_days": UNIT_DAYS[unit],
               **{f"f{i}": v for i, v in enumerate(fparams)}}
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         out = cur.execute(sql, params).df()
     for c in ("frequency", "orders", "frequency_holdout"):
         out[c] = pd.to_numeric(out[c]).fillna(0).astype("int64")
@@ -310,7 +311,7 @@ def parse_horizon(text: str | float) -> float:
 
 def _known_lost(store: Store, as_of: date) -> set[str]:
     """Customers the customer list marks as churned by ``as_of`` (a churn date, or a churned flag)."""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         rows = cur.execute(
             "SELECT customer_id FROM customers WHERE (churned_at IS NOT NULL AND CAST(churned_at AS DATE) <= ?) "
             "OR (churned_at IS NULL AND coalesce(churned, false))", [as_of]).fetchall()
@@ -401,7 +402,7 @@ class Holdout:
 
 def default_calibration_end(store: Store) -> date | None:
     """Half-way between the first and the last order day (FHL used 39 of 78 weeks)."""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         lo, hi = cur.execute("SELECT CAST(min(ordered_at) AS DATE), CAST(max(ordered_at) AS DATE) FROM orders "
                              "WHERE customer_id IS NOT NULL").fetchone()
     if lo is None:
@@ -449,7 +450,7 @@ def _tracking(store: Store, rfm: pd.DataFrame, bg: BetaGeo, unit: str, cal_end: 
     -- repeat purchase days per day, for customers acquired in the calibration period
     SELECT d.day, count(*) AS repeats FROM days d JOIN firsts f USING (customer_id)
     WHERE d.day > f.first_day GROUP BY 1 ORDER BY 1"""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         actual = cur.execute(sql, {"obs_end": obs_end, "cal_end": cal_end,
                                    **{f"f{i}": v for i, v in enumerate(fparams)}}).df()
     start = rfm["first_purchase"].min()
@@ -493,7 +494,7 @@ def historical_clv(store: Store, *, start: date | None = None, end: date | None 
     SELECT grp AS "group", count(*) AS customers, sum(revenue) AS revenue, avg(revenue) AS clv_mean,
            median(revenue) AS clv_median, quantile_cont(revenue, 0.9) AS clv_p90
     FROM per_customer GROUP BY 1 ORDER BY revenue DESC"""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         out = cur.execute(sql, {"lo": lo, "hi": hi, **{f"f{i}": v for i, v in enumerate(fparams)}}).df()
     out["customers"] = out["customers"].astype("int64")
     out.attrs["ignored_filters"] = ignored
@@ -529,7 +530,7 @@ def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_onl
     WHERE (NOT $detractors OR v.latest_nps <= 6) AND ($include_lost OR NOT f.known_lost)
     ORDER BY f.value_at_risk DESC, f.customer_id
     LIMIT $limit"""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         cur.register("clv_frame", frame)
         out = cur.execute(sql, {"detractors": bool(detractors_only), "limit": int(limit),
                            "include_lost": bool(include_lost)}).df()
@@ -555,7 +556,7 @@ def value_by_nps(store: Store, result: ClvResult, *, include_lost: bool = False)
     FROM clv_frame f LEFT JOIN latest l USING (customer_id)
     WHERE $include_lost OR NOT f.known_lost
     GROUP BY 1 ORDER BY 1"""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         cur.register("clv_frame", frame)
         out = cur.execute(sql, {"include_lost": bool(include_lost)}).df()
         cur.unregister("clv_frame")

@@ -146,6 +146,21 @@ def _snapshot_local() -> threading.local:
     return _SNAPSHOT
 
 
+@contextmanager
+def read_cursor(store: Store) -> Iterator[Any]:
+    """A cursor for reads that do not go through Ibis (retention, CLV, funnels, voice): inside this
+    thread's ``read_snapshot`` of ``store`` it is the snapshot's own connection, so those reads see the
+    same committed state as the metric layer; elsewhere a fresh cursor, as ``store.cursor()``. Never
+    write through it: a snapshot ends in ROLLBACK."""
+    con = getattr(_SNAPSHOT, "con", None)
+    local = store.__dict__.get("_ibis_threads")
+    if con is not None and getattr(getattr(local, "backend", None), "con", None) is con:
+        yield con
+        return
+    with store.cursor() as cur:
+        yield cur
+
+
 def snapshot_data_version(store: Store) -> int:
     """The store's data version as the current thread's snapshot sees it (the latest outside one), so a
     cache keyed on it never files newer data under an older key or the reverse."""

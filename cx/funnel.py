@@ -80,6 +80,7 @@ from typing import Any
 import pandas as pd
 
 from cx import stats
+from cx.engine import read_cursor
 from cx.errors import TouchpointError, UnknownDimension
 from cx.store import Store, quote_ident
 
@@ -338,14 +339,14 @@ funnel AS (
 def _run(store: Store, sql: str, params: dict) -> pd.DataFrame:
     # Bind only the parameters the statement uses: DuckDB refuses unused named parameters.
     used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         return cur.execute(sql, used).df()
 
 
 def _derived_available(store: Store) -> list[str]:
     """The other tables' steps that have at least one row with a customer and that timestamp."""
     out = []
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         for name, (table, column) in DERIVED_STEPS.items():
             col = quote_ident(column)
             if cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {quote_ident(table)} WHERE customer_id IS NOT NULL "
@@ -356,7 +357,7 @@ def _derived_available(store: Store) -> list[str]:
 
 def _check_steps(store: Store, q: FunnelQuery) -> None:
     derived = [x for x in q.steps if x in DERIVED_STEPS]
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         known = {r[0] for r in cur.execute("SELECT DISTINCT step FROM events WHERE list_contains($s, step)",
                                            {"s": list(q.steps)}).fetchall()}
     if derived:
@@ -364,7 +365,7 @@ def _check_steps(store: Store, q: FunnelQuery) -> None:
     missing = [x for x in dict.fromkeys(q.steps) if x not in known]
     if not missing:
         return
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         all_steps = [r[0] for r in cur.execute("SELECT DISTINCT step FROM events ORDER BY 1 LIMIT 5000").fetchall()]
     all_steps += _derived_available(store)
     if not all_steps:
@@ -405,7 +406,7 @@ def step_catalog(store: Store) -> pd.DataFrame:
     SELECT step, sum(n)::BIGINT AS events, count(*)::BIGINT AS customers, median(pos)::DOUBLE AS median_position,
            min(source) AS source
     FROM ranked GROUP BY step ORDER BY min(source) <> 'events', median_position, customers DESC, step"""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         return cur.execute(sql, params).df()
 
 

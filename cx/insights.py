@@ -12,6 +12,7 @@ import ibis
 import pandas as pd
 
 from cx import metrics
+from cx.engine import read_cursor
 from cx.filters import Filters
 from cx.settings import Settings, target_status
 from cx.store import Store
@@ -48,7 +49,7 @@ NEEDS = {  # metric -> (table, column that must have values, what to import)
 def metric_availability(store: Store) -> dict[str, str | None]:
     """For each metric, None when the data supports it, else the reason in plain words."""
     out: dict[str, str | None] = {}
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         filled: dict[tuple[str, str | None], int] = {}
         for name, (table, col, what) in NEEDS.items():
             key = (table, col)

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.stats import false_discovery_control
 
 from cx import metrics
+from cx.engine import read_cursor
 from cx.errors import UnknownDimension
 
 MAP_METRICS = ("nps", "csat", "ces")
@@ -180,7 +181,7 @@ def sentiment_map(store, *, rows: str = "journey_stage", cols: str = "touchpoint
     src = voice.SOURCES["responses"]
     sql, params, _ = voice._base(store, src, start, end, where)
     r, c = quote_ident(rows), quote_ident(cols)
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         got = cur.execute(
             "SELECT rv, cv, grouping(rv) AS g_r, grouping(cv) AS g_c, count(*) AS comments, count(label) AS n, "
             "count(*) FILTER (WHERE label = 'negative') AS negative, avg(score) AS mean_score FROM ("

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from cx import stats
+from cx.engine import read_cursor
 from cx.errors import TouchpointError, UnknownDimension
 from cx.filters import data_date_span
 from cx.store import Store, quote_ident
@@ -87,7 +88,7 @@ class Survival:
 # ------------------------------------------------------------------------------------------------
 def lifetime_source(store: Store) -> str | None:
     """``dates``, ``tenure`` or ``orders`` (see the module docstring), or None when there is no data."""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         n_dates, n_tenure = cur.execute(
             "SELECT count(signup_at), count(*) FILTER (WHERE tenure IS NOT NULL AND churned IS NOT NULL) "
             "FROM customers").fetchone()
@@ -124,7 +125,7 @@ def split_dimensions(store: Store, source: str | None = None) -> dict[str, str]:
     """Dimensions a survival curve can be split by, name → label: the customers' own dimensions that
     have values, then the NPS category and support experience when responses / tickets exist."""
     out: dict[str, str] = {}
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         for dim in store.dimensions("customers"):
             if cur.execute(f"SELECT count({quote_ident(dim)}) FROM customers").fetchone()[0]:
                 out[dim] = dim.replace("_", " ").capitalize()
@@ -246,7 +247,7 @@ def lifetimes(store: Store, *, by: str | None = None, where: dict | None = None,
     params["slow_hours"] = float(slow_hours)
     # DuckDB refuses named parameters the statement does not use.
     params = {k: v for k, v in params.items() if f"${k}" in sql}
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         out = cur.execute(sql, params).df()
     out = out.rename(columns={"grp": "group"})
     out["duration"] = out["duration"].astype("float64")
@@ -445,7 +446,7 @@ def churn_by_period(store: Store, *, grain: str = "month", start: date | None = 
                     LEFT JOIN customers c USING (customer_id) WHERE TRUE{extra}"""
         d = int(inactivity_days)
         lparams = [d, as_of, d, as_of, *fparams]
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         lo = cur.execute(f"SELECT min(start_day) FROM ({lives})", lparams).fetchone()[0]
     if lo is None:
         return pd.DataFrame(columns=["period", "active", "lost", "churn_pct", "ci_low", "ci_high", "retention_pct"])
@@ -460,7 +461,7 @@ def churn_by_period(store: Store, *, grain: str = "month", start: date | None = 
         return pd.DataFrame(columns=["period", "active", "lost", "churn_pct", "ci_low", "ci_high", "retention_pct"])
     cal = pd.DataFrame({"p_start": [x.date() for x in periods],
                         "p_end": [(x + _offset(grain)).date() for x in periods]})
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         cur.register("calendar_periods", cal)
         out = cur.execute(f"""
             WITH lives AS ({lives})
@@ -538,7 +539,7 @@ def cohort_retention(store: Store, *, grain: str = "month", start: date | None =
         WHERE a.cohort >= date_trunc('{grain}', ?::TIMESTAMP)::DATE AND a.cohort <= ?::DATE
         GROUP BY a.cohort, a.k"""
         params = [as_of, *fparams, lo, hi]
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         raw = cur.execute(sql, params).df()
     cols = ["cohort", "period", "customers", "retained", "retention_pct"]
     if raw.empty:

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from cx.engine import read_cursor
 from cx.errors import TouchpointError
 from cx.store import Store, quote_ident
 
@@ -676,7 +677,7 @@ def _current_sql(src: Source) -> str:
 def current_counts(store: Store) -> dict[str, int]:
     """Comments in the store now, and how many of them have a current analysis (a score row made from
     their present text; removed or edited rows never count with a stale one)."""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         n, a = cur.execute(
             "SELECT count(*), count(*) FILTER (WHERE analysed) FROM ("
             + " UNION ALL ".join(_current_sql(s) for s in SOURCES.values()) + ")").fetchone()
@@ -739,7 +740,7 @@ def metrics_with_data(store: Store, source: str = "responses") -> list[str]:
     """The score metrics (nps, csat, ces) that rows with comments in the source carry."""
     src = _source(source)
     cols = ["nps", "csat", "ces"] if src.table == "responses" else ["csat"]
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         counts = cur.execute(f"SELECT {', '.join(f'count({c})' for c in cols)} FROM ({_comments_sql(src)}) c "
                              f"JOIN {quote_ident(src.table)} t ON CAST(t.{quote_ident(src.key)} AS VARCHAR) = c.id"
                              ).fetchone()
@@ -774,7 +775,7 @@ def sentiment_summary(store: Store, *, source: str = "responses", start=None, en
     unscored reasons with their counts."""
     src = _source(source)
     sql, params, ignored = _base(store, src, start, end, where)
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         r = cur.execute(
             f"SELECT count(*), count(*) FILTER (WHERE has_text), count(*) FILTER (WHERE has_text AND analysed), "
             "count(*) FILTER (WHERE sentiment_label = 'negative'), count(*) FILTER (WHERE sentiment_label = 'neutral'), "
@@ -803,7 +804,7 @@ def sentiment_trend(store: Store, *, source: str = "responses", grain: str = "mo
     comments (%), and the mean sentiment score (−1…1)."""
     src = _source(source)
     sql, params, _ = _base(store, src, start, end, where)
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         df = cur.execute(
             f"SELECT CAST(date_trunc('{_grain(grain)}', ts) AS DATE) AS period, count(*) AS comments, "
             "count(*) FILTER (WHERE sentiment_label = 'negative') AS negative, "
@@ -832,7 +833,7 @@ def theme_impact(store: Store, *, source: str = "responses", metric: str | None 
     metrics_here = metrics_with_data(store, source)
     metric = metric or (metrics_here[0] if metrics_here else None)
     sql, params, _ = _base(store, src, start, end, where, metric)
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         tot = cur.execute(f"SELECT count(score), coalesce(sum(good), 0), coalesce(sum(bad), 0), "
                           "count(*) FILTER (WHERE has_text AND analysed), count(score) FILTER (WHERE has_text AND analysed), "
                           "sum(score) FILTER (WHERE has_text AND analysed), "
@@ -899,7 +900,7 @@ def theme_trend(store: Store, *, source: str = "responses", themes: Sequence[str
     if not themes:
         return pd.DataFrame(columns=["period", "theme", "mentions", "comments", "share"])
     g = _grain(grain)
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         df = cur.execute(
             f"WITH b AS ({sql}), per AS (SELECT CAST(date_trunc('{g}', ts) AS DATE) AS period, count(*) AS comments "
             "FROM b WHERE has_text AND analysed GROUP BY 1), "
@@ -953,7 +954,7 @@ def verbatims(store: Store, *, source: str = "responses", start=None, end=None, 
     customer = "b.customer_id" if "customer_id" in cols else "NULL"
     channel = "b.channel" if "channel" in cols else "NULL"
     page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {max(0, int(offset))}"
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         total = int(cur.execute(f"SELECT count(*) FROM ({sql}) b WHERE {where_sql}", params + p2).fetchone()[0])
         df = cur.execute(
             f"SELECT b.ts AS date, {customer} AS customer, {channel} AS channel, b.nps_v AS nps, b.csat_v AS csat, "
@@ -969,7 +970,7 @@ def verbatims(store: Store, *, source: str = "responses", start=None, end=None, 
 def theme_names(store: Store, source: str = "responses") -> list[str]:
     """Every theme some current comment of the source carries: rules first, then discovered ones."""
     src = _source(source)
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         return [r[0] for r in cur.execute(
             f"SELECT t.theme FROM comment_themes t JOIN ({_current_sql(src)}) c ON c.id = t.id AND c.analysed "
             "WHERE t.source = ? GROUP BY t.theme, t.origin ORDER BY t.origin DESC, count(*) DESC, t.theme",
@@ -979,7 +980,7 @@ def theme_names(store: Store, source: str = "responses") -> list[str]:
 def revision(store: Store) -> str:
     """Changes whenever the stored analysis does (new scores, saved rules): with the data version, the
     key of every cached view of it."""
-    with store.cursor() as cur:
+    with read_cursor(store) as cur:
         got = cur.execute("SELECT string_agg(value, '|' ORDER BY key) FROM settings "
                           "WHERE key IN ('voice_state', 'voice_rules', 'voice_error')").fetchone()[0]
     return hashlib.md5((got or "").encode("utf-8")).hexdigest()

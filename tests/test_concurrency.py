@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from cx import ingest, metrics
+from cx import funnel, ingest, metrics
 from cx.engine import backend_for, read_snapshot, snapshot_data_version
+from cx.funnel import FunnelQuery
 from cx.store import Store
 from tests.conftest import ROOT, run_app
 
@@ -103,6 +104,31 @@ def test_a_snapshot_holds_while_an_import_commits_and_ends_cleanly(tmp_path):
                 during = metrics.query_metric(backend, "responses").iloc[0]["value"]
             assert (before, during, snapshot_data_version(store), store.data_version()) == (100, 100, 1, 2)
         assert metrics.query_metric(backend, "responses").iloc[0]["value"] == 150
+    finally:
+        store.close()
+
+
+def test_modules_with_their_own_sql_read_the_page_snapshot_too(tmp_path):
+    """Funnels, retention, CLV and the voice views query the store with cursors of their own; inside a
+    page's snapshot they must see the same committed state as the metric layer, not a later one."""
+    first, second = tmp_path / "e1.csv", tmp_path / "e2.csv"
+    # c0..c3 reach A then B; the second file adds c4..c5 (A, B) and c6 (A only).
+    first.write_text("customer_id,step,occurred_at\n" + "".join(
+        f"c{i},A,2024-01-01 10:00\nc{i},B,2024-01-02 10:00\n" for i in range(4)))
+    second.write_text("customer_id,step,occurred_at\n" + "".join(
+        f"c{i},A,2024-01-03 10:00\nc{i},B,2024-01-04 10:00\n" for i in (4, 5)) + "c6,A,2024-01-03 10:00\n")
+    store = Store(tmp_path / "store.duckdb")
+    q = FunnelQuery.build(["A", "B"])
+    try:
+        ingest.import_file(store, first, kind="events")
+        with read_snapshot(store):
+            before = funnel.compute_funnel(store, q)["customers"].tolist()
+            worker = threading.Thread(target=ingest.import_file, args=(store, second), kwargs={"kind": "events"})
+            worker.start()
+            worker.join()
+            during = funnel.compute_funnel(store, q)["customers"].tolist()
+        after = funnel.compute_funnel(store, q)["customers"].tolist()
+        assert (before, during, after) == ([4, 4], [4, 4], [7, 6])
     finally:
         store.close()
 
