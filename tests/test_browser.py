@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,7 +37,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app on an empty store, started with the demo data off so tests see exactly what they import."""
-    yield from _serve(tmp_path_factory.mktemp("browser") / "touchpoint.duckdb")
+    with serve_app(tmp_path_factory.mktemp("browser") / "touchpoint.duckdb") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +48,24 @@ def demo_server(tmp_path_factory):
     if Path(CHROMIUM).exists():
         subprocess.run([sys.executable, "-m", "cx", "demo", "--db", str(db)], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL, timeout=600)
-    yield from _serve(db)
+    with serve_app(db) as served:
+        yield served
 
 
-def _serve(db: Path):
+@contextmanager
+def serve_app(db: Path, *args: str, plain: bool = False):
+    """The app on ``db`` served on a free port until the block ends: ``{"url", "db"}``. ``args`` go to
+    Streamlit; ``plain`` starts it as a user would by hand (``streamlit run``) instead of through the
+    launcher ``make run`` uses. The server's output goes to ``server.log`` beside the store."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     port = _free_port()
     env = {**os.environ, "TOUCHPOINT_DB": str(db)}
+    start = ["-m", "streamlit"] if plain else ["-c", LAUNCH]
     log = open(db.parent / "server.log", "wb")  # a file, not a pipe nobody drains
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        [sys.executable, *start, "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", *args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -73,13 +81,15 @@ def _serve(db: Path):
         proc.kill()
         log.close()
         pytest.fail("streamlit did not start: " + (db.parent / "server.log").read_text(errors="replace")[-2000:])
-    yield {"url": url, "db": db}
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield {"url": url, "db": db}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,12 @@ the customers who dropped off — on the hand-counted journeys of tests/test_fun
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from cx.store import Store
-from tests.test_browser import CHROMIUM, LAUNCH, ROOT, _free_port, _no_exception, _shot, browser, page  # noqa: F401
+from tests.test_browser import _no_exception, _shot, browser, page, serve_app  # noqa: F401
 from tests.test_funnel import load
 
 pytestmark = pytest.mark.browser
@@ -22,35 +17,12 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def journey_server(tmp_path_factory):
     """The app on a store holding the journeys of tests/test_funnel.py."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
     db = tmp_path_factory.mktemp("journey") / "touchpoint.duckdb"
     store = Store(db)
     load(store)
     store.close()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env={**os.environ, "TOUCHPOINT_DB": str(db)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_app(db) as served:
+        yield served["url"]
 
 
 def test_a_shared_funnel_link_then_strict_order_then_the_drop_off_download(journey_server, page):  # noqa: F811
