@@ -239,13 +239,13 @@ def _cmd_funnel(args: argparse.Namespace) -> int:
 def _cmd_clv(args: argparse.Namespace) -> int:
     """Fit BG/NBD + Gamma-Gamma on the orders; with --calibration-end, also the holdout check."""
     from cx import clv
-    from cx.metrics import _as_date
+    from cx.metrics import as_date
     from cx.store import open_store
 
     store = open_store(args.db)
     horizon = clv.parse_horizon(args.horizon)
     # With a calibration end the models are fitted on the calibration period only (as published).
-    cal_end = _as_date(args.calibration_end)
+    cal_end = as_date(args.calibration_end)
     result = clv.predict_clv(store, unit=args.unit, horizon_months=horizon, discount=args.discount, as_of=cal_end)
     if args.format == "csv":
         cols = ["customer_id", "frequency", "recency", "T", "monetary_value", "p_alive", "expected_purchases",

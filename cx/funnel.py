@@ -82,6 +82,7 @@ import pandas as pd
 from cx import stats
 from cx.engine import read_cursor
 from cx.errors import TouchpointError, UnknownDimension
+from cx.metrics import as_date
 from cx.store import Store, quote_ident
 
 MODES = {
@@ -144,19 +145,6 @@ def format_window(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def _as_date(v) -> date | None:
-    if v is None or v == "":
-        return None
-    if isinstance(v, datetime):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    try:
-        return date.fromisoformat(str(v))
-    except ValueError:
-        raise TouchpointError(f"{v!r} is not a date.", fix="Write dates as YYYY-MM-DD, e.g. 2024-02-29.") from None
-
-
 @dataclass(frozen=True)
 class FunnelQuery:
     """One funnel question with every default resolved; hashable, so it is also a cache key.
@@ -187,7 +175,7 @@ class FunnelQuery:
         if mode == "any" and len(set(steps)) < len(steps):
             raise TouchpointError("In any order, each step can be listed only once.",
                                   fix="Remove the repeated step, or use the sequential order.")
-        start, end = _as_date(start), _as_date(end)
+        start, end = as_date(start), as_date(end)
         if start is not None and end is not None and start > end:
             raise TouchpointError(f"The range starts on {start} after it ends on {end}.",
                                   fix="Swap the dates: the start comes first.")

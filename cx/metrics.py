@@ -189,7 +189,7 @@ class MetricQuery:
         w = tuple(sorted((str(d), tuple(sorted({str(v) for v in ([vals] if isinstance(vals, str) else vals)})))
                          for d, vals in (where or {}).items() if vals))
         by = (by,) if isinstance(by, str) else tuple(dict.fromkeys(str(d) for d in by))
-        start, end = _as_date(start), _as_date(end)
+        start, end = as_date(start), as_date(end)
         if start is not None and end is not None and start > end:
             raise TouchpointError(f"The range starts on {start} after it ends on {end}.",
                                   fix="Swap the dates: the start comes first.")
@@ -197,7 +197,8 @@ class MetricQuery:
         return cls(metric, grain, by, start, end, w, int(min_n), easy)
 
 
-def _as_date(v) -> date | None:
+def as_date(v) -> date | None:
+    """A date given by a user (a date, a datetime, ISO text, or empty for none); else a plain error."""
     if v is None or v == "":
         return None
     if isinstance(v, datetime):
@@ -614,7 +615,7 @@ def compare_metric(backend, metric: str, *, start, end, compare: str = "previous
     ``compare`` is "previous" (the same number of days just before) or "year" (the same dates a
     year earlier; 29 February maps to 28 February). The ranges are in ``attrs``."""
     backend = _as_backend(backend)
-    start, end = _as_date(start), _as_date(end)
+    start, end = as_date(start), as_date(end)
     if start is None or end is None:
         raise UnknownDimension("A comparison needs a date range.", fix="Choose a start and an end date.")
     if compare not in ("previous", "year"):
@@ -667,7 +668,7 @@ def compare_metric_by_each(backend, metric: str, *, dims, start, end, compare: s
     and every text dimension together, and each breakdown is summed from that small table; the
     others (quantiles, distinct counts, churn, backlog) take one ``compare_metric`` per breakdown."""
     backend = _as_backend(backend)
-    start, end = _as_date(start), _as_date(end)
+    start, end = as_date(start), as_date(end)
     dims = list(dict.fromkeys(dims))
     kw = dict(start=start, end=end, compare=compare, where=where, alpha=alpha, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[metric] if metric in REGISTRY else None
