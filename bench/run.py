@@ -194,7 +194,7 @@ def _work_import(task: dict) -> dict:
     """One import of ``file`` through cx.ingest into a fresh store, and DuckDB's raw read of it."""
     import duckdb
 
-    from cx import ingest
+    from cx import ingest, voice
     from cx.store import Store
 
     path = Path(task["file"])
@@ -227,8 +227,6 @@ def _work_import(task: dict) -> dict:
         result = ingest.import_file(store, path, kind="responses",
                                     options=ingest.Options(csat_scale=(1, 5), ces_scale=(1, 7)))
         ingest_s = time.perf_counter() - t0
-        from cx import voice
-
         t0 = time.perf_counter()
         voice.refresh(store)
         analysis_s = time.perf_counter() - t0
