@@ -106,7 +106,70 @@ def _num(v) -> float | None:
 def kpi_tiles(backend, store: Store, filters: Filters, settings: Settings,
               names: tuple[str, ...] = KPI_METRICS) -> list[Kpi]:
     """One ``Kpi`` per metric, for the resolved filters (``filters.start``/``end`` set)."""
-    available = metric_availability(store)
+    return overview(backend, store, filters, settings, names=names, changes=())[0]
+
+
+def overview(backend, store: Store, filters: Filters, settings: Settings, names: tuple[str, ...] = KPI_METRICS,
+             changes: tuple[str, ...] = CHANGE_METRICS, limit: int = 6,
+             available: dict[str, str | None] | None = None) -> tuple[list[Kpi], list["Change"]]:
+    """The Overview's KPI tiles (``kpi_tiles``) and what changed (``what_changed``) together: each metric
+    is compared once, tiles reading the overall row of the breakdown scan, and the metrics of one
+    table share engine statements (``metrics.compare_metrics_by_each``, ``metrics.query_metrics``).
+    ``available``: ``metric_availability(store)`` when the caller has it already."""
+    available = metric_availability(store) if available is None else available
+    tables = {metrics.REGISTRY[n].table for n in (*names, *changes)}
+    cols = {t: set(backend.table(t).columns) for t in tables}
+    compared = _compare_all(backend, filters, settings, available, cols, names, changes)
+    return (_tiles(backend, filters, settings, names, available, cols, compared),
+            _changes(filters, settings, changes, available, compared, limit))
+
+
+def _where_for(filters: Filters, cols: set[str]) -> tuple[dict, list[str]]:
+    """The filters a table can apply, and the names of those it cannot (shown to the user)."""
+    return {d: v for d, v in filters.where.items() if d in cols}, [d for d in filters.where if d not in cols]
+
+
+def _by_table(names, available) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        if not available.get(name):
+            out.setdefault(metrics.REGISTRY[name].table, []).append(name)
+    return out
+
+
+def _compare_all(backend, filters: Filters, settings: Settings, available, cols, tiles, changes) -> dict:
+    """``{metric: {None: overall comparison, dim: by dim, ...}}``: the change metrics by every change
+    dimension their table has, the other tile metrics overall only; one call per table and kind."""
+    if not (filters.start and filters.end):
+        return {}
+    out = {}
+    kw = dict(start=filters.start, end=filters.end, compare=filters.compare, alpha=settings.alpha,
+              min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+    for table, group in _by_table([*changes, *tiles], available).items():
+        where, _ = _where_for(filters, cols[table])
+        scanned = [n for n in group if n in changes]
+        if scanned:
+            out.update(metrics.compare_metrics_by_each(
+                backend, scanned, dims=[d for d in CHANGE_DIMENSIONS if d in cols[table]], where=where, **kw))
+        overall = [n for n in group if n not in changes]
+        if overall:
+            out.update(metrics.compare_metrics_by_each(backend, overall, dims=[], where=where, **kw))
+    return out
+
+
+def _tiles(backend, filters: Filters, settings: Settings, names, available, cols, compared) -> list[Kpi]:
+    totals, sparks = {}, {}
+    # The sparkline gives a year of context, whatever the range: month by month to its end.
+    spark_start = (filters.end - pd.DateOffset(months=11)).replace(day=1).date() if filters.end else None
+    for table, group in _by_table(names, available).items():
+        where, _ = _where_for(filters, cols[table])
+        kw = dict(where=where, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+        if not (filters.start and filters.end):
+            totals.update(metrics.query_metrics(backend, group, **kw))
+        if table == "customers" and metrics._customer_mode(backend) != "dates":
+            continue  # churn from a flag has no calendar, so no sparkline
+        sparks.update(metrics.query_metrics(backend, group, grain="month", start=spark_start, end=filters.end,
+                                            intervals=False, **kw))
     tiles = []
     for name in names:
         m = metrics.REGISTRY[name]
@@ -115,28 +178,20 @@ def kpi_tiles(backend, store: Store, filters: Filters, settings: Settings,
             kpi.reason = available[name]
             tiles.append(kpi)
             continue
-        where, ignored = applicable_where(backend, name, filters.where)
-        kpi.ignored_filters = ignored
-        if filters.start and filters.end:
-            cmp = metrics.compare_metric(backend, name, start=filters.start, end=filters.end, compare=filters.compare,
-                                         where=where, alpha=settings.alpha, min_n=settings.min_n,
-                                         ces_easy_min=settings.ces_easy_min)
-            r = cmp.iloc[0]
+        kpi.ignored_filters = _where_for(filters, cols[m.table])[1]
+        if name in compared:
+            r = compared[name][None].iloc[0]
             kpi.value, kpi.n = _num(r["value"]), int(r["n"])
             kpi.ci_low, kpi.ci_high = _num(r["ci_low"]), _num(r["ci_high"])
             kpi.value_before, kpi.delta, kpi.p_value = _num(r["value_before"]), _num(r["delta"]), _num(r["p_value"])
             kpi.significant = bool(r["significant"]) and not bool(r["low_n"])
             kpi.low_n = bool(r["n"] < settings.min_n) if m.kind not in ("count", "sum", "backlog", "ratio") else False
         else:
-            r = metrics.query_metric(backend, name, where=where, min_n=settings.min_n,
-                                     ces_easy_min=settings.ces_easy_min).iloc[0]
+            r = totals[name].iloc[0]
             kpi.value, kpi.n = _num(r["value"]), int(r["n"])
             kpi.ci_low, kpi.ci_high, kpi.low_n = _num(r["ci_low"]), _num(r["ci_high"]), bool(r["low_n"])
-        if m.kind not in ("churn", "retention") or metrics._customer_mode(backend) == "dates":
-            # The sparkline gives a year of context, whatever the range: month by month to its end.
-            spark_start = (filters.end - pd.DateOffset(months=11)).replace(day=1).date() if filters.end else None
-            spark = metrics.query_metric(backend, name, grain="month", start=spark_start, end=filters.end,
-                                         where=where, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
+        if name in sparks:
+            spark = sparks[name]
             kpi.sparkline = [(p, float(v)) for p, v in zip(spark["period"], spark["value"]) if not pd.isna(v)][-24:]
         kpi.status = target_status(name, kpi.value, kpi.target)
         tiles.append(kpi)
@@ -185,21 +240,19 @@ def what_changed(backend, store: Store, filters: Filters, settings: Settings, li
     a Benjamini–Hochberg correction for the number of segments tested."""
     if not (filters.start and filters.end):
         return []
-    available = metric_availability(store)
+    return overview(backend, store, filters, settings, names=(), limit=limit)[1]
+
+
+def _changes(filters: Filters, settings: Settings, names, available, compared, limit: int) -> list[Change]:
+    if not (filters.start and filters.end):
+        return []
     changes: list[Change] = []
     candidates = 0
-    for name in CHANGE_METRICS:
-        if available.get(name):
+    for name in names:
+        if available.get(name) or name not in compared:
             continue
         m = metrics.REGISTRY[name]
-        cols = set(backend.table(m.table).columns)
-        where, _ = applicable_where(backend, name, filters.where)
-        # Overall and every breakdown from one engine query per metric.
-        every = metrics.compare_metric_by_each(backend, name, dims=[d for d in CHANGE_DIMENSIONS if d in cols],
-                                               start=filters.start, end=filters.end, compare=filters.compare,
-                                               where=where, alpha=settings.alpha, min_n=settings.min_n,
-                                               ces_easy_min=settings.ces_easy_min)
-        for dim, cmp in every.items():
+        for dim, cmp in compared[name].items():
             for _, r in cmp.iterrows():
                 if dim is not None and pd.isna(r[dim]):
                     continue  # rows with no value for the dimension are no segment anyone can act on

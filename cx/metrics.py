@@ -70,8 +70,11 @@ class Metric:
     base: Callable[[Any], Any] | None = None
     condition: Callable[[Any], Any] | None = None
     q: float | None = None
-    numerator: Callable[[Any], Any] | None = None  # ratio: aggregate expressions
-    denominator: Callable[[Any], Any] | None = None
+    numerator: Callable[[Any, Any], Any] | None = None  # ratio: aggregate expressions over (table, rows to
+    denominator: Callable[[Any, Any], Any] | None = None  # count: a boolean expression or None for all)
+    # The metric's rows are exactly those with a value in this column, and its value and condition are
+    # NULL wherever the column is: aggregates that skip NULLs then need no FILTER to stay on its rows.
+    rows_with: str | None = None
 
 
 def _hours(later: str, earlier: str) -> Callable[[Any], Any]:
@@ -108,15 +111,16 @@ def _resolved_with_replies(t):
 M = Metric
 REGISTRY: dict[str, Metric] = {m.name: m for m in [
     M("nps", "NPS", "Net Promoter Score: % promoters (9–10) minus % detractors (0–6), in points from −100 to 100.",
-      "responses", "submitted_at", "nps", "points", "up", 1, base=lambda t: t.nps.notnull()),
+      "responses", "submitted_at", "nps", "points", "up", 1, base=lambda t: t.nps.notnull(), rows_with="nps"),
     M("csat", "CSAT", "Share of satisfied answers: the top two boxes of their scale (4–5 on 1–5).",
       "responses", "submitted_at", "share", "percent", "up", 1, base=lambda t: t.csat.notnull(),
-      condition=lambda t, q: _csat_satisfied(t)),
+      condition=lambda t, q: _csat_satisfied(t), rows_with="csat"),
     M("ces", "CES (mean)", "Customer Effort Score: mean answer, rescaled to 1–7 (7 = very easy).",
-      "responses", "submitted_at", "mean", "score", "up", 2, base=lambda t: t.ces.notnull(), value=_ces_1_to_7),
+      "responses", "submitted_at", "mean", "score", "up", 2, base=lambda t: t.ces.notnull(), value=_ces_1_to_7,
+      rows_with="ces"),
     M("ces_easy", "CES % easy", "Share of effort answers rated easy: 5–7 on a 1–7 scale by default (Settings).",
       "responses", "submitted_at", "share", "percent", "up", 1, base=lambda t: t.ces.notnull(),
-      condition=lambda t, q: _ces_1_to_7(t) >= q.ces_easy_min),
+      condition=lambda t, q: _ces_1_to_7(t) >= q.ces_easy_min, rows_with="ces"),
     M("responses", "Responses", "Number of survey responses.", "responses", "submitted_at", "count", "count", "up", 0),
     M("comment_share", "Comment share", "Share of responses with a written comment.", "responses", "submitted_at",
       "share", "percent", "up", 1, condition=lambda t, q: t.comment.notnull() & (t.comment.strip().length() > 0)),
@@ -157,10 +161,10 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
       "ordered_at", "mean", "currency", "up", 2, base=_revenue_rows, value=lambda t: t.amount),
     M("purchase_frequency", "Purchase frequency", "Orders per purchasing customer in the period.", "orders",
       "ordered_at", "ratio", "ratio", "up", 2, base=lambda t: t.status.isnull() | ~t.status.lower().isin(NOT_REVENUE),
-      numerator=lambda t: t.count(), denominator=lambda t: t.customer_id.nunique()),
+      numerator=lambda t, w: t.count(where=w), denominator=lambda t, w: t.customer_id.nunique(where=w)),
     M("clv_historical", "Historical CLV", "Revenue per purchasing customer over the selected range (the horizon).",
       "orders", "ordered_at", "ratio", "currency", "up", 2, base=_revenue_rows,
-      numerator=lambda t: t.amount.sum(), denominator=lambda t: t.customer_id.nunique()),
+      numerator=lambda t, w: t.amount.sum(where=w), denominator=lambda t, w: t.customer_id.nunique(where=w)),
 ]}
 del M
 
@@ -288,14 +292,17 @@ def _ts(d: date) -> Any:
     return ibis.literal(pd.Timestamp(d).to_pydatetime(), type="timestamp")
 
 
-def _filtered(backend, m: Metric, q: MetricQuery, start: date | None, end: date | None, use_dates: bool = True):
+def _filtered(backend, m: Metric, q: MetricQuery, start: date | None, end: date | None, use_dates: bool = True,
+              with_base: bool = True):
+    """The table's rows the query reads: its filters, its dates, and (``with_base``) the rows the metric
+    counts; without them, ``_where_aggs`` applies each metric's own as a FILTER."""
     t, real = _table(backend, m.table)
     preds = _check_dims(t, real, m.table, q)
     if use_dates and start is not None:
         preds.append(t[m.date_column] >= _ts(start))
     if use_dates and end is not None:
         preds.append(t[m.date_column] < _ts(end + timedelta(days=1)))
-    if m.base is not None:
+    if with_base and m.base is not None:
         preds.append(m.base(t))
     return t.filter(preds) if preds else t
 
@@ -337,40 +344,145 @@ def _agg_spec(t, m: Metric, q: MetricQuery) -> tuple[Any, dict]:
         t = t.mutate(_v=v).filter(lambda x: x._v.notnull())
         aggs = dict(mean=t._v.mean(), sd=t._v.std(), n=t.count())
     elif m.kind == "ratio":
-        aggs = dict(num=m.numerator(t), den=m.denominator(t), n=t.count())
+        aggs = dict(num=m.numerator(t, None), den=m.denominator(t, None), n=t.count())
     else:  # pragma: no cover - every other kind has its own path
         raise AssertionError(m.kind)
     return t, aggs
 
 
 def _quantiles(t, m: Metric, q: MetricQuery, extra: tuple[str, ...] = ()):
-    """The q-quantile with its order-statistic interval: rank the values within each group (window
-    functions), then pick the values at the interval's ranks. Exact on DuckDB and Spark alike.
-    Returns the (unexecuted) expression; ``extra`` names more columns of ``t`` to group by."""
+    """The q-quantile with its order-statistic interval per group: the engine's exact quantile, and the
+    values at the interval's ranks j and k read off the group's sorted values by position. Exact on
+    DuckDB and Spark alike (a list per group measured 72 ms against 119 ms for window ranks, monthly
+    medians over 1 M tickets). Returns the (unexecuted) expression; ``extra`` names more columns of
+    ``t`` to group by."""
     t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
     if q.grain:
         t = t.mutate(period=t[m.date_column].truncate(GRAINS[q.grain]))
     group = [*q.by, *(["period"] if q.grain else []), *extra]
-    window = dict(group_by=[t[c] for c in group]) if group else {}
-    t = t.mutate(_rn=ibis.row_number().over(order_by=[t._v], **window) + 1,
-                 _cnt=t.count().over(**window))
-    half = stats.Z95 * (t._cnt.cast("float64") * m.q * (1 - m.q)).sqrt()
-    j = (t._cnt * m.q - half).floor()
-    k = (t._cnt * m.q + half).ceil()
-    t = t.mutate(_j=ibis.greatest(j, 1), _k=ibis.least(k, t._cnt))
-    aggs = dict(value=t._v.quantile(m.q), lo=t._v.max(where=t._rn == t._j), hi=t._v.max(where=t._rn == t._k),
-                n=t.count(), mean=t._v.mean())
-    keys = [t[c] for c in group]
-    return t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
+    aggs = dict(value=t._v.quantile(m.q), _l=t._v.collect(), n=t.count(), mean=t._v.mean())
+    g = t.group_by([t[c] for c in group]).aggregate(**aggs) if group else t.aggregate(**aggs)
+    lo, hi = _order_statistics(g, m.q)
+    return g.select(*group, "value", lo=lo, hi=hi, n=g.n, mean=g.mean)
+
+
+def _order_statistics(g, q: float):
+    """The values at ranks j and k of the distribution-free interval for the q-quantile (``stats``:
+    j = ⌊nq − z√(nq(1−q))⌋, k = ⌈nq + z√(nq(1−q))⌉, clipped to 1…n), from each group's list of values
+    ``_l`` and count ``n``. Every group has a row, so 1 ≤ j ≤ k ≤ n."""
+    half = stats.Z95 * (g.n.cast("float64") * q * (1 - q)).sqrt()
+    # int32: Spark indexes arrays with INT only.
+    j = ibis.greatest((g.n * q - half).floor(), 1).cast("int32")
+    k = ibis.least((g.n * q + half).ceil(), g.n).cast("int32")
+    ordered = g._l.sort()
+    return ordered[j - 1], ordered[k - 1]
+
+
+# Kinds several metrics of one table can share one engine statement for (each with its rows as a FILTER).
+SHARED_KINDS = frozenset({"nps", "share", "count", "sum", "mean", "ratio"})
+
+
+def _where_aggs(t, m: Metric, q: MetricQuery, sums: bool = False) -> dict:
+    """``_agg_spec``'s aggregates for ``m`` over rows of ``t`` not narrowed to the metric's own rows:
+    those (``m.base``, and a value for means and quantiles) are each aggregate's FILTER, so the
+    aggregates of several metrics can share one statement and one scan. ``sums``: means as count, sum
+    and sum of squares (they add up over groups) instead of mean and standard deviation. A quantile
+    comes without its interval here (``query_metrics(intervals=False)``)."""
+    base = m.base(t) if m.base is not None and m.rows_with is None else None
+    if m.kind == "quantile":
+        v = m.value(t)
+        w = v.notnull() if base is None else base & v.notnull()
+        return dict(value=v.quantile(m.q, where=w), n=t.count(where=w))
+    # Sums of conditions with the rows as FILTER: on DuckDB faster than COUNT(*) FILTER (rows AND condition).
+    n = t[m.rows_with].count() if m.rows_with else t.count(where=base)
+    if m.kind == "nps":
+        return dict(promoters=(t.nps >= 9).sum(where=base), detractors=(t.nps <= 6).sum(where=base), n=n)
+    if m.kind == "share":
+        return dict(k=m.condition(t, q).sum(where=base), n=n)
+    if m.kind == "count":
+        return dict(n=t.count(where=base))
+    if m.kind == "sum":
+        return dict(total=m.value(t).sum(where=base), n=t.count(where=base))
+    if m.kind == "mean":
+        v = m.value(t)
+        if base is None:  # the aggregates skip the rows without a value themselves
+            if sums:
+                return dict(n=v.count(), _s1=v.sum(), _s2=(v * v).sum())
+            return dict(mean=v.mean(), sd=v.std(), n=v.count())
+        w = base & v.notnull()
+        if sums:
+            return dict(n=t.count(where=w), _s1=v.sum(where=w), _s2=(v * v).sum(where=w))
+        return dict(mean=v.mean(where=w), sd=v.std(where=w), n=t.count(where=w))
+    if m.kind == "ratio":
+        return dict(num=m.numerator(t, base), den=m.denominator(t, base), n=t.count(where=base))
+    raise AssertionError(m.kind)  # pragma: no cover - callers pass SHARED_KINDS only
+
+
+def _means_from_sums(raw: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample standard deviation from count, sum and sum of squares (``_where_aggs(sums=True)``)."""
+    n = raw["n"].astype("float64")
+    raw["mean"] = raw["_s1"] / n
+    var = (raw["_s2"] - raw["_s1"] ** 2 / n) / (n - 1)
+    raw["sd"] = np.sqrt(var.clip(lower=0)).where(n > 1)
+    return raw.drop(columns=["_s1", "_s2"])
+
+
+def _shared_statement(t, members: list[tuple[str, Metric, "MetricQuery"]], keys: list, sums: bool):
+    """One aggregate over ``t`` grouped by ``keys`` with every member metric's statistics, each
+    column prefixed with the member's position; returns the expression and each member's columns."""
+    aggs, cols = {}, {}
+    for i, (name, m, q) in enumerate(members):
+        a = _where_aggs(t, m, q, sums=sums)
+        cols[name] = {f"m{i}__{k}": k for k in a}
+        aggs.update({f"m{i}__{k}": v for k, v in a.items()})
+    return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)), cols
+
+
+def _member(raw: pd.DataFrame, key_cols: list[str], cols: dict[str, str]) -> pd.DataFrame:
+    """One member's statistics out of a shared statement's result, under their usual names; groups in
+    which the metric has no rows at all are dropped, as its own statement would not have them."""
+    part = raw[[*key_cols, *cols]].rename(columns=cols)
+    n = pd.to_numeric(part["n"], errors="coerce").fillna(0)
+    return part[n > 0].reset_index(drop=True)
+
+
+def _quantile_cube(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[date, date]],
+                   dims: list[str]) -> dict[str | None, pd.DataFrame]:
+    """The quantile with its order-statistic interval for each labelled date range, overall (key None)
+    and by each of ``dims`` (text columns), from one engine statement: every row is counted once
+    overall and once under each dimension (an unnested array of dimension/value pairs), and each
+    group's sorted values give the interval's order statistics by position, as in ``_quantiles``.
+
+    One statement per metric: two quantiles sharing one (each aggregate with its rows as a FILTER)
+    measured slower on DuckDB (0.37 s against 2 × 0.13 s for the two ticket medians at 10 M)."""
+    t = _in_periods(backend, m, q, ranges)
+    t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
+    overall = ibis.struct({"d": ibis.literal(""), "v": ibis.null().cast("string")})
+    if dims:
+        pairs = ibis.array([overall, *[ibis.struct({"d": ibis.literal(d), "v": t[d].cast("string")}) for d in dims]])
+        t = t.select("_per", "_v", _p=pairs).unnest("_p")
+        t = t.select("_per", "_v", _d=t._p.d, _val=t._p.v)
+    else:
+        t = t.select("_per", "_v", _d=ibis.literal(""), _val=ibis.null().cast("string"))
+    g = t.group_by(["_per", "_d", "_val"]).aggregate(value=t._v.quantile(m.q), _l=t._v.collect(), n=t.count(),
+                                                     mean=t._v.mean())
+    lo, hi = _order_statistics(g, m.q)
+    raw = g.select("_per", "_d", "_val", "value", lo=lo, hi=hi, n=g.n, mean=g.mean).execute()
+    out = {}
+    for d in (None, *dims):
+        part = raw[raw["_d"] == (d or "")].drop(columns="_d")
+        part = part.rename(columns={"_val": d}) if d else part.drop(columns="_val")
+        out[d] = part[["_per", *([d] if d else []), "value", "lo", "hi", "n", "mean"]].reset_index(drop=True)
+    return out
 
 
 # Kinds whose statistics for several date ranges (and several breakdowns) come from one engine query.
 PERIOD_KINDS = frozenset({"nps", "share", "count", "sum", "mean", "ratio", "quantile"})
 
 
-def _in_periods(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[date, date]]):
+def _in_periods(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[date, date]], with_base: bool = True):
     """The metric's rows in any of ``ranges`` (label → inclusive start, end), labelled in ``_per``."""
-    t = _filtered(backend, m, q, None, None, use_dates=False)
+    t = _filtered(backend, m, q, None, None, use_dates=False, with_base=with_base)
     col = t[m.date_column]
     inside = {label: (col >= _ts(s)) & (col < _ts(e + timedelta(days=1))) for label, (s, e) in ranges.items()}
     lo, hi = min(s for s, _ in ranges.values()), max(e for _, e in ranges.values())
@@ -536,7 +648,7 @@ def _finish(m: Metric, raw: pd.DataFrame, min_n: int) -> pd.DataFrame:
               for mu, sd, n in zip(out["mean"], out["sd"], out["n"])]
         out["ci_low"] = [c[0] for c in ci]
         out["ci_high"] = [c[1] for c in ci]
-    elif m.kind == "quantile":
+    elif m.kind == "quantile" and "lo" in out:  # without them, a quantile asked for with no interval
         out["ci_low"] = out["lo"]
         out["ci_high"] = out["hi"]
     elif m.kind == "count":
@@ -574,7 +686,12 @@ def query_metric(backend, metric: str | MetricQuery, *, grain: str | None = None
     q = metric if isinstance(metric, MetricQuery) else MetricQuery.build(
         metric, grain=grain, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
-    raw = _aggregate(backend, m, q, q.start, q.end)
+    return _present(m, q, _aggregate(backend, m, q, q.start, q.end))
+
+
+def _present(m: Metric, q: MetricQuery, raw: pd.DataFrame) -> pd.DataFrame:
+    """``query_metric``'s frame from the engine's statistics: values and intervals, periods inside the
+    range, sorted by the keys."""
     out = _finish(m, raw, q.min_n)
     keys = [*q.by, *(["period"] if q.grain else [])]
     if "period" in out:
@@ -585,6 +702,42 @@ def query_metric(backend, metric: str | MetricQuery, *, grain: str | None = None
             out = out[out["period"] <= pd.Timestamp(q.end)]
     out = out[[*keys, "value", "n", "ci_low", "ci_high", "low_n"]]
     return out.sort_values(keys).reset_index(drop=True) if keys else out.reset_index(drop=True)
+
+
+def query_metrics(backend, names, *, grain: str | None = None, by=(), start=None, end=None,
+                  where: dict[str, Any] | None = None, min_n: int = MIN_N, ces_easy_min: float | None = None,
+                  intervals: bool = True) -> dict[str, pd.DataFrame]:
+    """``query_metric`` for several metrics with the same grain, breakdown and filters: ``{metric:
+    frame}``, the same numbers. Per table, the metrics of the kinds in ``SHARED_KINDS`` share one
+    engine statement (each metric's own rows as a FILTER); the others take their own.
+
+    ``intervals=False`` (a sparkline, which shows values only): quantiles join the shared statement
+    without their order-statistic interval (``ci_low``/``ci_high`` NaN), sparing a window sort."""
+    backend = _as_backend(backend)
+    names = list(dict.fromkeys(names))
+    out: dict[str, pd.DataFrame] = {}
+    by_table: dict[str, list] = {}
+    for name in names:
+        q = MetricQuery.build(name, grain=grain, by=by, start=start, end=end, where=where, min_n=min_n,
+                              ces_easy_min=ces_easy_min)
+        m = REGISTRY[name]
+        if m.kind in SHARED_KINDS or (m.kind == "quantile" and not intervals):
+            by_table.setdefault(m.table, []).append((name, m, q))
+    for members in by_table.values():
+        if len(members) < 2 and (intervals or members[0][1].kind != "quantile"):
+            continue
+        _, m0, q0 = members[0]
+        t = _filtered(backend, m0, q0, q0.start, q0.end, with_base=False)
+        keys = _keys(t, m0, q0)
+        expr, cols = _shared_statement(t, members, keys, sums=False)
+        raw = expr.execute()
+        key_cols = [*q0.by, *(["period"] if q0.grain else [])]
+        for name, m, q in members:
+            part = _member(raw, key_cols, cols[name]) if key_cols else raw[list(cols[name])].rename(columns=cols[name])
+            out[name] = _present(m, q, part)
+    return {name: out[name] if name in out else query_metric(backend, name, grain=grain, by=by, start=start, end=end,
+                                                             where=where, min_n=min_n, ces_easy_min=ces_easy_min)
+            for name in names}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -663,50 +816,79 @@ def compare_metric_by_each(backend, metric: str, *, dims, start, end, compare: s
                            ces_easy_min: float | None = None) -> dict[str | None, pd.DataFrame]:
     """``compare_metric`` overall (key None) and broken down by each of ``dims`` in turn (key: the
     dimension), as ``{None: compare_metric(...), dim: compare_metric(..., by=(dim,)), ...}``, with
-    the same numbers. For metrics whose statistics add up over groups (NPS counts, shares, counts,
-    sums, and means through their sums of values and squares) the engine aggregates once, by period
-    and every text dimension together, and each breakdown is summed from that small table; the
-    others (quantiles, distinct counts, churn, backlog) take one ``compare_metric`` per breakdown."""
+    the same numbers, from as few engine statements as ``compare_metrics_by_each`` can."""
+    return compare_metrics_by_each(backend, [metric], dims=dims, start=start, end=end, compare=compare, where=where,
+                                   alpha=alpha, min_n=min_n, ces_easy_min=ces_easy_min)[metric]
+
+
+def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = "previous", where=None,
+                            alpha: float = 0.05, min_n: int = MIN_N,
+                            ces_easy_min: float | None = None) -> dict[str, dict[str | None, pd.DataFrame]]:
+    """``compare_metric_by_each`` for several metrics: ``{metric: {None: ..., dim: ..., ...}}``, the
+    same numbers as one ``compare_metric`` per metric and breakdown. ``dims`` (and ``where``) must be
+    columns of every named metric's table.
+
+    Per table, metrics whose statistics add up over groups (NPS counts, shares, counts, sums, and means
+    through their sums of values and squares) share one engine aggregate by period and every text
+    dimension together, each metric's own rows as a FILTER, and each breakdown is summed from that
+    small table (without breakdowns, per-customer ratios join it too). A quantile takes one statement
+    for all its breakdowns (``_quantile_cube``). The rest (distinct counts by breakdown, churn, backlog,
+    and breakdowns by a column that is not text) take one ``compare_metric`` each."""
     backend = _as_backend(backend)
     start, end = as_date(start), as_date(end)
     dims = list(dict.fromkeys(dims))
+    names = list(dict.fromkeys(names))
     kw = dict(start=start, end=end, compare=compare, where=where, alpha=alpha, min_n=min_n, ces_easy_min=ces_easy_min)
-    m = REGISTRY[metric] if metric in REGISTRY else None
-    out: dict[str | None, pd.DataFrame] = {}
-    if m is not None and m.kind in ADDITIVE_KINDS and start is not None and end is not None \
-            and compare in ("previous", "year"):
-        # Building the query with every breakdown checks their names (and the filters) against the table.
-        q = MetricQuery.build(metric, by=dims, start=start, end=end, where=where, min_n=min_n,
-                              ces_easy_min=ces_easy_min)
+    out: dict[str, dict[str | None, pd.DataFrame]] = {name: {} for name in names}
+    by_table: dict[str, list[str]] = {}
+    for name in names:
+        if name in REGISTRY:
+            by_table.setdefault(REGISTRY[name].table, []).append(name)
+    if start is not None and end is not None and compare in ("previous", "year"):
         b_start, b_end = previous_range(start, end, compare)
-        t = _in_periods(backend, m, q, {"now": (start, end), "before": (b_start, b_end)})
-        together = [d for d in dims if t[d].type().is_string()]
-        if m.kind == "mean":
-            t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
-            aggs = dict(n=t.count(), _s1=t._v.sum(), _s2=(t._v * t._v).sum())
-        else:
-            t, aggs = _agg_spec(t, m, q)
-        cube = t.group_by([t._per, *[t[d] for d in together]]).aggregate(**aggs).limit(MAX_CUBE_ROWS + 1).execute()
-        if len(cube) <= MAX_CUBE_ROWS:
-            stat_cols = list(aggs)
-            for d in (None, *together):
-                keys = ["_per", *([d] if d else [])]
-                raw = cube.groupby(keys, dropna=False, sort=True)[stat_cols].sum(min_count=1).reset_index()
-                if m.kind == "mean":
-                    n = raw["n"].astype("float64")
-                    raw["mean"] = raw["_s1"] / n
-                    var = (raw["_s2"] - raw["_s1"] ** 2 / n) / (n - 1)
-                    raw["sd"] = np.sqrt(var.clip(lower=0)).where(n > 1)
-                    raw = raw.drop(columns=["_s1", "_s2"])
-                split = _split_periods(raw, ("now", "before"), keyed=bool(d))
-                out[d] = _compare_frames(m, _finish(m, split["now"], min_n), _finish(m, split["before"], min_n),
-                                         [d] if d else [], alpha, (start, end, b_start, b_end))
-    for d in (None, *dims):
-        if d not in out:
-            out[d] = compare_metric(backend, metric, by=(d,) if d else (), **kw)
-        if d:
-            out[d] = out[d].sort_values(d).reset_index(drop=True)
-    return {d: out[d] for d in (None, *dims)}
+        ranges = {"now": (start, end), "before": (b_start, b_end)}
+        span = (start, end, b_start, b_end)
+        for group in by_table.values():
+            # Building the queries with every breakdown checks their names (and the filters) against the table.
+            members = [(name, REGISTRY[name], MetricQuery.build(name, by=dims, start=start, end=end, where=where,
+                                                                min_n=min_n, ces_easy_min=ces_easy_min))
+                       for name in group]
+            _, m0, q0 = members[0]
+            t = _in_periods(backend, m0, q0, ranges, with_base=False)
+            together = [d for d in dims if t[d].type().is_string()]
+            shared = [x for x in members if x[1].kind in ADDITIVE_KINDS or (x[1].kind == "ratio" and not dims)]
+            if shared:
+                expr, cols = _shared_statement(t, shared, [t._per, *[t[d] for d in together]], sums=True)
+                cube = expr.limit(MAX_CUBE_ROWS + 1).execute()
+                if len(cube) <= MAX_CUBE_ROWS:
+                    for name, m, _ in shared:
+                        stat_cols = list(cols[name].values())
+                        part = cube[["_per", *together, *cols[name]]].rename(columns=cols[name])
+                        for d in (None, *together):
+                            keys = ["_per", *([d] if d else [])]
+                            raw = part.groupby(keys, dropna=False, sort=True)[stat_cols].sum(min_count=1).reset_index()
+                            raw = raw[pd.to_numeric(raw["n"], errors="coerce").fillna(0) > 0]
+                            if m.kind == "mean":
+                                raw = _means_from_sums(raw)
+                            split = _split_periods(raw, ("now", "before"), keyed=bool(d))
+                            out[name][d] = _compare_frames(m, _finish(m, split["now"], min_n),
+                                                           _finish(m, split["before"], min_n), [d] if d else [],
+                                                           alpha, span)
+            for name, m, q in members:
+                if m.kind != "quantile":
+                    continue
+                for d, raw in _quantile_cube(backend, m, q, ranges, together).items():
+                    split = _split_periods(raw, ("now", "before"), keyed=bool(d))
+                    out[name][d] = _compare_frames(m, _finish(m, split["now"], min_n),
+                                                   _finish(m, split["before"], min_n), [d] if d else [], alpha, span)
+    for name in names:
+        for d in (None, *dims):
+            if d not in out[name]:
+                out[name][d] = compare_metric(backend, name, by=(d,) if d else (), **kw)
+            if d:
+                out[name][d] = out[name][d].sort_values(d).reset_index(drop=True)
+        out[name] = {d: out[name][d] for d in (None, *dims)}
+    return out
 
 
 def _test(m: Metric, r: pd.Series) -> float:

@@ -106,13 +106,18 @@ def current_settings() -> Settings:
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
+def cached_overview(data_version: int, filters: Filters, settings: Settings):
+    """KPI tiles and what changed, computed together (each metric compared once)."""
+    return insights.overview(backend(), get_store(), filters, settings, limit=40,
+                             available=cached_availability(data_version))
+
+
 def cached_kpis(data_version: int, filters: Filters, settings: Settings) -> list[insights.Kpi]:
-    return insights.kpi_tiles(backend(), get_store(), filters, settings)
+    return cached_overview(data_version, filters, settings)[0]
 
 
-@st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
 def cached_changes(data_version: int, filters: Filters, settings: Settings) -> list[insights.Change]:
-    return insights.what_changed(backend(), get_store(), filters, settings, limit=40)
+    return cached_overview(data_version, filters, settings)[1]
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=64)

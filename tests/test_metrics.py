@@ -610,6 +610,74 @@ def test_breakdowns_at_once_refuse_unknown_dimensions(backend):
         metrics.compare_metric_by_each(backend, "nps", dims=["no_such_column"], start="2024-02-01", end="2024-02-29")
 
 
+TABLE_DIMS = {"responses": ["channel", "plan_tier"], "tickets": ["channel", "priority"], "orders": ["channel", "status"],
+              "customers": ["plan"]}
+
+
+@pytest.mark.parametrize("table", list(TABLE_DIMS))
+@pytest.mark.parametrize("with_dims", [False, True])
+@pytest.mark.parametrize("compare", ["previous", "year"])
+def test_every_metric_of_a_table_at_once_gives_what_compare_metric_gives(backend, table, with_dims, compare):
+    """Several metrics of a table share statements (each metric's rows a FILTER; quantiles one statement
+    for all breakdowns): still the numbers of one compare_metric per metric and breakdown. The fixture has
+    groups where a metric has no rows at all (NPS of the e-mail CSAT answers), NULL dimension values
+    (plan tier of the CSAT rows, every ticket's channel) and an empty comparison period (year)."""
+    names = [n for n, m in metrics.REGISTRY.items() if m.table == table]
+    dims = TABLE_DIMS[table] if with_dims else []
+    kw = dict(start="2024-02-01", end="2024-02-29", compare=compare)
+    every = metrics.compare_metrics_by_each(backend, names, dims=dims, **kw)
+    assert list(every) == names
+    for name in names:
+        assert list(every[name]) == [None, *dims]
+        for d in [None, *dims]:
+            want = metrics.compare_metric(backend, name, by=(d,) if d else (), **kw)
+            if d:
+                want = want.sort_values(d).reset_index(drop=True)
+            pd.testing.assert_frame_equal(every[name][d], want, check_dtype=False,
+                                          rtol=1e-9 if metrics.REGISTRY[name].kind != "mean" else 1e-7)
+            assert every[name][d].attrs == want.attrs
+
+
+def test_a_quantile_by_each_breakdown_is_the_order_statistic_of_its_group(backend):
+    # January tickets' resolution hours: t1 10 (high), t2 24 (low), t3 48 (high), t5 6 (low; t4 is open).
+    # February is empty. By priority: high {10, 48} → median 29; low {6, 24} → 15; overall {6, 10, 24, 48} → 17.
+    each = metrics.compare_metric_by_each(backend, "ttr_median", dims=["priority"], start="2024-01-01",
+                                          end="2024-01-31")
+    assert each[None]["value"].tolist() == [17.0] and each[None]["n"].tolist() == [4]
+    got = each["priority"].set_index("priority")
+    assert got.loc["high", "value"] == 29.0 and got.loc["low", "value"] == 15.0
+    # n = 2: the interval's ranks are 1 and 2, the group's smallest and largest value.
+    assert (got.loc["high", "ci_low"], got.loc["high", "ci_high"]) == (10.0, 48.0)
+    assert (got.loc["low", "ci_low"], got.loc["low", "ci_high"]) == (6.0, 24.0)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(grain="month"), dict(grain="month", by=True, start="2024-01-01", end="2024-02-29"),
+                                dict(grain="week", start="2024-01-29", end="2024-03-03", where=True), dict(by=True)],
+                         ids=["total", "month", "month-by", "week-where", "by"])
+@pytest.mark.parametrize("table", list(TABLE_DIMS))
+def test_metrics_of_a_table_at_once_give_what_query_metric_gives(backend, table, kw):
+    names = [n for n, m in metrics.REGISTRY.items() if m.table == table]
+    dim = TABLE_DIMS[table][-1]
+    kw = dict(kw)
+    if kw.get("by"):
+        kw["by"] = (dim,)
+    if kw.get("where"):
+        kw["where"] = {TABLE_DIMS[table][0]: ["web", "app", "pro"]}
+    if table == "customers" and kw.get("grain") and kw.get("where"):
+        kw.pop("where")
+    got = metrics.query_metrics(backend, names, **kw)
+    bare = metrics.query_metrics(backend, names, intervals=False, **kw)
+    assert list(got) == names and list(bare) == names
+    for name in names:
+        want = metrics.query_metric(backend, name, **kw)
+        pd.testing.assert_frame_equal(got[name], want, check_dtype=False, rtol=1e-12)
+        if metrics.REGISTRY[name].kind == "quantile":
+            # Without intervals: the same values and counts, no interval.
+            assert bare[name]["ci_low"].isna().all() and bare[name]["ci_high"].isna().all()
+            want = want.assign(ci_low=math.nan, ci_high=math.nan)
+        pd.testing.assert_frame_equal(bare[name], want, check_dtype=False, rtol=1e-12)
+
+
 def test_money_is_shown_in_the_orders_currency(tmp_path):
     from cx.ingest import import_file
     from cx.store import open_store

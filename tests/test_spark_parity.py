@@ -124,3 +124,23 @@ def test_time_zone_edge_rows_land_in_their_utc_month_on_spark(engines):
     # web: z3 in December; r1–r5 in January; z1 in February. app: z2 and r6–r9 in February.
     assert got == {("2023-12", "web"): 1, ("2024-01", "web"): 5, ("2024-02", "web"): 1, ("2024-02", "app"): 5}
     assert metrics.query_metric(spark, "revenue", grain="quarter")["value"].tolist() == [220.0, 25.0]
+
+
+@pytest.mark.parametrize("table", ["responses", "tickets", "orders"])
+def test_metrics_sharing_statements_agree(engines, table):
+    """The shared statements (each metric's rows a FILTER; a quantile's breakdowns from one unnested,
+    sorted list per group) give Spark's numbers too."""
+    duck, spark = engines
+    names = [n for n, m in metrics.REGISTRY.items() if m.table == table]
+    dims = {"responses": ["channel", "plan_tier"], "tickets": ["priority"], "orders": ["channel"]}[table]
+    kw = dict(start="2024-02-01", end="2024-02-29", compare="previous")
+    d_every = metrics.compare_metrics_by_each(duck, names, dims=dims, **kw)
+    s_every = metrics.compare_metrics_by_each(spark, names, dims=dims, **kw)
+    for name in names:
+        for d in [None, *dims]:
+            if len(d_every[name][d]):
+                same(d_every[name][d], s_every[name][d])
+    d_month = metrics.query_metrics(duck, names, grain="month", **RANGE)
+    s_month = metrics.query_metrics(spark, names, grain="month", **RANGE)
+    for name in names:
+        same(d_month[name], s_month[name])
