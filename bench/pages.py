@@ -82,7 +82,15 @@ def prime() -> None:
 
 
 def run_page(page: str, filter_name: str) -> dict:
-    """The page's data work; returns the headline numbers it shows (for ``check``)."""
+    """The page's data work, inside one read snapshot of the store as app.py renders every page;
+    returns the headline numbers it shows (for ``check``)."""
+    from cx.engine import read_snapshot
+
+    with read_snapshot(ui().get_store()):
+        return _run_page(page, filter_name)
+
+
+def _run_page(page: str, filter_name: str) -> dict:
     from cx import ingest, insights
 
     _ui = ui()

@@ -16,7 +16,7 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs
 
 import ibis
@@ -131,11 +131,11 @@ def read_snapshot(store: Store | None = None) -> Iterator[None]:
         return
     con = backend.con
     con.execute("BEGIN TRANSACTION")
-    local.depth, local.con = 1, con
+    local.depth, local.con, local.memo = 1, con, {}
     try:
         yield
     finally:
-        local.depth, local.con = 0, None
+        local.depth, local.con, local.memo = 0, None, None
         con.execute("ROLLBACK")  # it only read; ROLLBACK also ends a transaction a failed query aborted
 
 
@@ -159,6 +159,24 @@ def read_cursor(store: Store) -> Iterator[Any]:
         return
     with store.cursor() as cur:
         yield cur
+
+
+def snapshot_memo(backend, key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, remembered under ``key`` for the rest of this thread's ``read_snapshot`` when
+    ``backend`` reads through it: nothing in the store changes within one (an import commits in
+    another transaction). Outside a snapshot, or on another connection, it computes every time."""
+    memo = getattr(_SNAPSHOT, "memo", None)
+    if memo is None or getattr(backend, "con", None) is not getattr(_SNAPSHOT, "con", None):
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def table(backend, name: str):
+    """``backend.table(name)``, read once per snapshot (``snapshot_memo``): a page's statements then
+    spare a schema query each."""
+    return snapshot_memo(backend, ("table", name), lambda: backend.table(name))
 
 
 def snapshot_data_version(store: Store) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from cx import metrics
+from cx import engine, metrics
 from cx.engine import read_cursor
 from cx.filters import Filters
 from cx.settings import Settings, target_status
@@ -64,7 +64,7 @@ def metric_availability(store: Store) -> dict[str, str | None]:
 
 def applicable_where(backend, metric: str, where: dict[str, tuple[str, ...]]) -> tuple[dict, list[str]]:
     """The filters a metric's table can apply, and the names of those it cannot (shown to the user)."""
-    cols = set(backend.table(metrics.REGISTRY[metric].table).columns)
+    cols = set(engine.table(backend, metrics.REGISTRY[metric].table).columns)
     ok = {d: v for d, v in where.items() if d in cols}
     return ok, [d for d in where if d not in cols]
 
@@ -118,7 +118,7 @@ def overview(backend, store: Store, filters: Filters, settings: Settings, names:
     ``available``: ``metric_availability(store)`` when the caller has it already."""
     available = metric_availability(store) if available is None else available
     tables = {metrics.REGISTRY[n].table for n in (*names, *changes)}
-    cols = {t: set(backend.table(t).columns) for t in tables}
+    cols = {t: set(engine.table(backend, t).columns) for t in tables}
     compared = _compare_all(backend, filters, settings, available, cols, names, changes)
     return (_tiles(backend, filters, settings, names, available, cols, compared),
             _changes(filters, settings, changes, available, compared, limit))
@@ -201,7 +201,7 @@ def _tiles(backend, filters: Filters, settings: Settings, names, available, cols
 def nps_mix(backend, filters: Filters) -> dict[str, Any]:
     """Counts and shares (%) of promoters (9–10), passives (7–8) and detractors (0–6)."""
     where, _ = applicable_where(backend, "nps", filters.where)
-    t = backend.table("responses")
+    t = engine.table(backend, "responses")
     preds = [t.nps.notnull()]
     if filters.start:
         preds.append(t.submitted_at >= ibis.literal(pd.Timestamp(filters.start).to_pydatetime()))

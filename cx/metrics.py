@@ -236,8 +236,10 @@ def _as_backend(backend_or_store):
 def _table(backend, name: str):
     """The canonical table as the engine holds it, plus typed NULL columns for optional fields it lacks
     (a warehouse table may carry only the required ones), and the names of its real columns."""
+    from cx.engine import table
+
     try:
-        t = backend.table(name)
+        t = table(backend, name)
     except TableNotFound:
         raise TouchpointError(
             f"The engine has no {name} table.",
@@ -447,9 +449,10 @@ def _member(raw: pd.DataFrame, key_cols: list[str], cols: dict[str, str]) -> pd.
 
 
 def _quantile_cube(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[date, date]],
-                   dims: list[str]) -> dict[str | None, pd.DataFrame]:
-    """The quantile with its order-statistic interval for each labelled date range, overall (key None)
-    and by each of ``dims`` (text columns), from one engine statement: every row is counted once
+                   dims: list[str]) -> pd.DataFrame:
+    """The quantile with its order-statistic interval for each labelled date range, overall (``_d`` "")
+    and by each of ``dims`` (text columns; ``_d`` the dimension, ``_val`` its value), from one engine
+    statement: every row is counted once
     overall and once under each dimension (an unnested array of dimension/value pairs), and each
     group's sorted values give the interval's order statistics by position, as in ``_quantiles``.
 
@@ -467,13 +470,7 @@ def _quantile_cube(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[d
     g = t.group_by(["_per", "_d", "_val"]).aggregate(value=t._v.quantile(m.q), _l=t._v.collect(), n=t.count(),
                                                      mean=t._v.mean())
     lo, hi = _order_statistics(g, m.q)
-    raw = g.select("_per", "_d", "_val", "value", lo=lo, hi=hi, n=g.n, mean=g.mean).execute()
-    out = {}
-    for d in (None, *dims):
-        part = raw[raw["_d"] == (d or "")].drop(columns="_d")
-        part = part.rename(columns={"_val": d}) if d else part.drop(columns="_val")
-        out[d] = part[["_per", *([d] if d else []), "value", "lo", "hi", "n", "mean"]].reset_index(drop=True)
-    return out
+    return g.select("_per", "_d", "_val", "value", lo=lo, hi=hi, n=g.n, mean=g.mean).execute()
 
 
 # Kinds whose statistics for several date ranges (and several breakdowns) come from one engine query.
@@ -516,9 +513,15 @@ def _aggregate_periods(backend, m: Metric, q: MetricQuery, ranges: dict[str, tup
 
 
 def _customer_mode(backend) -> str:
-    t, _ = _table(backend, "customers")
-    n_dates = t.aggregate(n=t.signup_at.count()).execute()["n"].iloc[0]
-    return "dates" if n_dates else "flag"
+    """"dates" when customers carry signup dates, else "flag" (tenure and a churned flag only)."""
+    from cx.engine import snapshot_memo
+
+    def mode() -> str:
+        t, _ = _table(backend, "customers")
+        n_dates = t.aggregate(n=t.signup_at.count()).execute()["n"].iloc[0]
+        return "dates" if n_dates else "flag"
+
+    return snapshot_memo(backend, ("customer_mode",), mode)
 
 
 def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFrame:
@@ -806,6 +809,34 @@ def _compare_frames(m: Metric, now: pd.DataFrame, before: pd.DataFrame, keys: li
     return out.reset_index(drop=True)
 
 
+def _compare_long(m: Metric, raw: pd.DataFrame, dims: list[str], alpha: float, min_n: int,
+                  ranges: tuple[date, date, date, date]) -> dict[str | None, pd.DataFrame]:
+    """``_compare_frames`` for the overall and every breakdown at once, from one long frame of
+    statistics: ``_per`` ("now"/"before"), ``_d`` ("" overall, else the dimension) and ``_val`` (its
+    value). The same frames as splitting by breakdown and period first, with one pass of pandas work
+    instead of one per breakdown and period."""
+    raw = raw.reset_index(drop=True)
+    overall = raw[raw["_d"] == ""]
+    # An aggregate over no rows is one row of no data (counts 0, statistics NULL), as _split_periods has it.
+    missing = [p for p in ("now", "before") if not (overall["_per"] == p).any()]
+    if missing:
+        blank = pd.DataFrame({c: [math.nan] * len(missing) for c in raw.columns})
+        blank["_per"], blank["_d"], blank["_val"] = missing, "", None
+        raw = pd.concat([raw, blank], ignore_index=True) if len(raw) else blank
+    fin = _finish(m, raw, min_n)
+    now = fin[fin["_per"] == "now"].drop(columns="_per")
+    before = fin[fin["_per"] == "before"].drop(columns="_per")
+    both = _compare_frames(m, now, before, ["_d", "_val"], alpha, ranges)
+    out = {}
+    for d in (None, *dims):
+        part = both[both["_d"] == (d or "")].drop(columns="_d")
+        part = part.rename(columns={"_val": d}) if d else part.drop(columns="_val")
+        part = part.reset_index(drop=True)
+        part.attrs = dict(both.attrs)
+        out[d] = part
+    return out
+
+
 # Kinds whose sufficient statistics add up over groups: one fine-grained aggregate serves every breakdown.
 ADDITIVE_KINDS = frozenset({"nps", "share", "count", "sum", "mean"})
 MAX_CUBE_ROWS = 200_000  # beyond this many groups, the breakdowns are queried one by one
@@ -864,23 +895,21 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
                     for name, m, _ in shared:
                         stat_cols = list(cols[name].values())
                         part = cube[["_per", *together, *cols[name]]].rename(columns=cols[name])
+                        sums = []
                         for d in (None, *together):
                             keys = ["_per", *([d] if d else [])]
                             raw = part.groupby(keys, dropna=False, sort=True)[stat_cols].sum(min_count=1).reset_index()
-                            raw = raw[pd.to_numeric(raw["n"], errors="coerce").fillna(0) > 0]
-                            if m.kind == "mean":
-                                raw = _means_from_sums(raw)
-                            split = _split_periods(raw, ("now", "before"), keyed=bool(d))
-                            out[name][d] = _compare_frames(m, _finish(m, split["now"], min_n),
-                                                           _finish(m, split["before"], min_n), [d] if d else [],
-                                                           alpha, span)
+                            raw = raw.rename(columns={d: "_val"}) if d else raw.assign(_val=None)
+                            sums.append(raw.assign(_d=d or ""))
+                        raw = pd.concat(sums, ignore_index=True)
+                        raw = raw[pd.to_numeric(raw["n"], errors="coerce").fillna(0) > 0]
+                        if m.kind == "mean":
+                            raw = _means_from_sums(raw)
+                        out[name].update(_compare_long(m, raw, together, alpha, min_n, span))
             for name, m, q in members:
-                if m.kind != "quantile":
-                    continue
-                for d, raw in _quantile_cube(backend, m, q, ranges, together).items():
-                    split = _split_periods(raw, ("now", "before"), keyed=bool(d))
-                    out[name][d] = _compare_frames(m, _finish(m, split["now"], min_n),
-                                                   _finish(m, split["before"], min_n), [d] if d else [], alpha, span)
+                if m.kind == "quantile":
+                    out[name].update(_compare_long(m, _quantile_cube(backend, m, q, ranges, together), together, alpha,
+                                                   min_n, span))
     for name in names:
         for d in (None, *dims):
             if d not in out[name]:

@@ -108,6 +108,42 @@ def test_a_snapshot_holds_while_an_import_commits_and_ends_cleanly(tmp_path):
         store.close()
 
 
+def test_a_snapshot_reads_table_columns_once_and_the_next_one_sees_a_new_dimension(tmp_path):
+    """The metric layer reads each table's columns once per snapshot (engine.table): an analyst's new
+    dimension committed meanwhile is not part of this snapshot (DuckDB's catalog is versioned too), and
+    the next snapshot, or any read outside one, sees it."""
+    from cx import engine
+    from cx.errors import UnknownDimension
+
+    first, _ = _files(tmp_path)
+    store = Store(tmp_path / "store.duckdb")
+
+    def add_dimension():
+        with store.cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            store.add_dimension(cur, "responses", "plan_tier", "Plan tier")
+            cur.execute("COMMIT")
+
+    try:
+        ingest.import_file(store, first)
+        backend = backend_for(store)
+        with read_snapshot(store):
+            cols = engine.table(backend, "responses").columns
+            worker = threading.Thread(target=add_dimension)
+            worker.start()
+            worker.join()
+            assert engine.table(backend, "responses").columns == cols and "plan_tier" not in cols
+            with pytest.raises(UnknownDimension):
+                metrics.query_metric(backend, "nps", by=("plan_tier",))
+        with read_snapshot(store):
+            assert "plan_tier" in engine.table(backend, "responses").columns
+            got = metrics.query_metric(backend, "nps", by=("plan_tier",))
+        # Every response predates the dimension: one group, no plan tier, all 100 answers.
+        assert got["n"].tolist() == [100] and got["plan_tier"].isna().all()
+    finally:
+        store.close()
+
+
 def test_modules_with_their_own_sql_read_the_page_snapshot_too(tmp_path):
     """Funnels, retention, CLV and the voice views query the store with cursors of their own; inside a
     page's snapshot they must see the same committed state as the metric layer, not a later one."""
