@@ -555,6 +555,26 @@ def test_cli_metric_errors_are_one_line_with_the_fix(cli_db, capsys):
     assert "--compare needs --from and --to" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 37])
+def test_quantiles_read_off_the_sorted_values_interpolate_as_numpy_does(tmp_path, n):
+    """The engine's quantile is read off each group's sorted values: linear interpolation between the
+    order statistics around rank 1 + (n − 1)q, numpy's default; with ties and tiny groups too."""
+    import numpy as np
+
+    rng = np.random.default_rng(n)
+    hours = np.round(rng.exponential(10, n), 1)  # rounded: ties
+    s = Store(tmp_path / "q.duckdb")
+    insert(s, "tickets", pd.DataFrame({
+        "ticket_id": [f"t{i}" for i in range(n)], "created_at": T("2024-05-01"),
+        "first_response_at": [T("2024-05-01") + pd.Timedelta(seconds=round(h * 3600)) for h in hours],
+        "resolved_at": [T("2024-05-01") + pd.Timedelta(seconds=round(h * 3600)) for h in hours]}))
+    for name, q in (("frt_median", 0.5), ("ttr_p90", 0.9)):
+        got = metrics.query_metric(s, name).iloc[0]
+        assert got["value"] == pytest.approx(float(np.quantile(hours, q)), abs=1e-9)
+        assert got["n"] == n and got["ci_low"] <= got["value"] <= got["ci_high"]
+    s.close()
+
+
 def test_in_engine_quantile_intervals_match_the_reference_on_a_random_sample(tmp_path):
     import numpy as np
 
