@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 PAGES = ("sidebar", "overview", "trends", "segments", "data", "settings")  # sidebar: shared by all
 FILTERS = ("default", "narrow")
@@ -108,6 +108,7 @@ def _run_page(page: str, filter_name: str) -> dict:
         insights.top_movers(changes)
         out = {f"kpi_{k.metric}": k.value for k in tiles}
         out.update({f"kpi_{k.metric}_before": k.value_before for k in tiles})
+        out.update({f"spark_{k.metric}_{p:%Y-%m}": v for k in tiles if k.metric == "churn_rate" for p, v in k.sparkline})
         out["nps_mix_n"] = mix["n"]
         return out
     if page == "trends":
@@ -257,6 +258,21 @@ def _hand_overview(cur, filters) -> dict:
             "count(*) FILTER (WHERE signup_at < ? AND churned_at >= ? AND churned_at < ?) "
             f"FROM customers WHERE signup_at IS NOT NULL{cw}", [_ts(s), _ts(s), _ts(s), _ts(s), e, *cwa]).fetchone()
         out[f"kpi_churn_rate{suffix}"] = 100.0 * lost / active if active else None
+    # ... and its 12-month sparkline: active at each month's start (signed up before it, not churned before
+    # it) and lost in the month among those who signed up in an earlier month.
+    signups = dict(cur.execute(f"SELECT date_trunc('month', signup_at) p, count(*) FROM customers "
+                               f"WHERE signup_at IS NOT NULL{cw} GROUP BY p", cwa).fetchall())
+    churns = cur.execute("SELECT date_trunc('month', churned_at) p, count(*), "
+                         "count(*) FILTER (WHERE date_trunc('month', signup_at) < date_trunc('month', churned_at)) "
+                         f"FROM customers WHERE signup_at IS NOT NULL AND churned_at IS NOT NULL{cw} GROUP BY p",
+                         cwa).fetchall()
+    for i in range(12):
+        m = month + i
+        p = datetime(m // 12, m % 12 + 1, 1)
+        active = sum(n for q, n in signups.items() if q < p) - sum(n for q, n, _ in churns if q < p)
+        lost = sum(b for q, _, b in churns if q == p)
+        if active:
+            out[f"spark_churn_rate_{p:%Y-%m}"] = 100.0 * lost / active
     return out
 
 

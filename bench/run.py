@@ -118,6 +118,8 @@ def _worker(task: dict) -> dict:
     if kind == "import":
         return _work_import(task)
     if kind == "pandas":
+        import pyarrow.parquet  # noqa: F401  (imports are not the work measured: read_parquet loads it lazily)
+
         from bench import baseline
 
         with PeakRss() as mem:
@@ -130,7 +132,8 @@ def _worker(task: dict) -> dict:
         from bench import baseline
         from cx.store import Store
 
-        import cx.metrics  # noqa: F401  (imports are not the work measured)
+        import ibis.backends.duckdb  # noqa: F401  (imports are not the work measured: Ibis loads its backend
+        import cx.metrics  # noqa: F401  lazily on first use)
 
         with PeakRss() as mem:
             base = mem.rss()
