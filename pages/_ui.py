@@ -326,6 +326,64 @@ def style_figure(fig: go.Figure, *, title: str, x_title: str | None, y_title: st
     return fig
 
 
+# Where a point's label may go, tried in this order (Plotly textposition names).
+LABEL_SPOTS = ("top center", "bottom center", "middle right", "middle left", "top right", "top left",
+               "bottom right", "bottom left")
+
+
+def label_positions(x, y, labels, *, width: float = 860, height: float = 380, font_px: float = 11,
+                    marker_px: float = 12) -> tuple[list[str], list[str]]:
+    """Text positions for the labels of a scatter chart so that they do not overlap each other or the
+    markers: each label (in the given order, most important first) takes the first spot around its
+    point that collides with nothing placed so far, else the first that only covers a marker; a label
+    with no spot clear of the other labels is left to the hover text (its text becomes ""). Geometry is estimated in pixels for a plot ``width`` × ``height`` with
+    Plotly's autorange padding; labels "" are not placed. Returns (textposition, text) per point."""
+    xs, ys = [float(v) for v in x], [float(v) for v in y]
+    if not xs:
+        return [], []
+
+    def scale(vals, size):
+        lo, hi = min(vals), max(vals)
+        span = (hi - lo) or 1.0
+        lo, hi = lo - 0.08 * span, hi + 0.08 * span  # roughly Plotly's padding around markers
+        return [(v - lo) / (hi - lo) * size for v in vals]
+
+    px, py = scale(xs, width), scale(ys, height)
+    r = marker_px / 2 + 2
+    boxes = [(a - marker_px / 2, b - marker_px / 2, a + marker_px / 2, b + marker_px / 2) for a, b in zip(px, py)]
+
+    def overlap(b1, b2) -> float:
+        w = min(b1[2], b2[2]) - max(b1[0], b2[0])
+        h = min(b1[3], b2[3]) - max(b1[1], b2[1])
+        return w * h if w > 0 and h > 0 else 0.0
+
+    positions, texts = ["top center"] * len(xs), [""] * len(xs)
+    labels_placed: list[tuple] = []
+    for i, label in enumerate(labels):
+        if not label:
+            continue
+        w, h = len(str(label)) * font_px * 0.62, font_px * 1.35
+        a, b, d = px[i], py[i], r * 0.7
+        spots = {"top center": (a - w / 2, b + r, a + w / 2, b + r + h),
+                 "bottom center": (a - w / 2, b - r - h, a + w / 2, b - r),
+                 "middle right": (a + r, b - h / 2, a + r + w, b + h / 2),
+                 "middle left": (a - r - w, b - h / 2, a - r, b + h / 2),
+                 "top right": (a + d, b + d, a + d + w, b + d + h), "top left": (a - d - w, b + d, a - d, b + d + h),
+                 "bottom right": (a + d, b - d - h, a + d + w, b - d),
+                 "bottom left": (a - d - w, b - d - h, a - d, b - d)}
+        # First a spot clear of every label and marker; failing that, one clear of labels (over a marker).
+        for obstacles in ([b for j, b in enumerate(boxes) if j != i], labels_placed):
+            free = [spot for spot in LABEL_SPOTS
+                    if spots[spot][0] >= -20 and spots[spot][2] <= width + 20 and spots[spot][1] >= -10
+                    and spots[spot][3] <= height + 10 and not any(overlap(spots[spot], o) for o in obstacles)]
+            if free:
+                positions[i], texts[i] = free[0], str(label)
+                boxes.append(spots[free[0]])
+                labels_placed.append(spots[free[0]])
+                break
+    return positions, texts
+
+
 def unit_axis(metric: str) -> str:
     m = metrics.REGISTRY[metric]
     return {"points": "NPS (points)", "percent": f"{m.label} (%)", "hours": f"{m.label} (hours)",

@@ -13,8 +13,8 @@ from cx import voice
 from cx.errors import TouchpointError
 from cx.export import to_xlsx_bytes
 from cx.filters import Filters
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, get_store, page_option, show_chart,
-                       show_error, style_figure, table_download)
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, get_store, label_positions, page_option,
+                       show_chart, show_error, style_figure, table_download)
 
 SENTIMENT_COLOURS = {"negative": "#D55E00", "neutral": "#9E9E9E", "positive": "#009E73", "unscored": "#CFCFCF"}
 ORIGIN_LABELS = {"rule": "Analyst rule", "auto": "Discovered"}
@@ -150,14 +150,20 @@ with tab_themes:
             # Names on the points that matter (the costliest, the most frequent); the rest on hover.
             ranked = impact.assign(_r=impact["points_cost"].rank(ascending=False) + impact["share"].rank(ascending=False) / 2)
             named = set(ranked.nsmallest(10, "_r")["theme"]) if len(impact) > 10 else set(impact["theme"])
+            # Labels placed where they collide with no other label or marker, most important first; a
+            # label with no free spot is left to the hover text.
+            order = ranked.sort_values("_r").index
+            spots, texts = label_positions(impact.loc[order, "share"], impact.loc[order, "points_cost"],
+                                           [t if t in named else "" for t in impact.loc[order, "theme"]], height=400)
+            placed = impact.assign(_pos=pd.Series(spots, index=order), _text=pd.Series(texts, index=order))
             for origin, marker in (("rule", "diamond"), ("auto", "circle")):
-                part = impact[impact["origin"] == origin]
+                part = placed[placed["origin"] == origin]
                 if part.empty:
                     continue
                 fig.add_trace(go.Scatter(
                     x=part["share"], y=part["points_cost"], mode="markers+text", name=ORIGIN_LABELS[origin],
-                    text=[t if t in named else "" for t in part["theme"]], hovertext=part["theme"],
-                    textposition="top center", textfont=dict(size=11),
+                    text=list(part["_text"]), hovertext=part["theme"],
+                    textposition=list(part["_pos"]), textfont=dict(size=11),
                     marker=dict(symbol=marker, size=12, color=METRIC_COLOURS.get(metric, SERIES_COLOURS[0]),
                                 opacity=0.85 if origin == "rule" else 0.55),
                     customdata=part[["mentions", "mean_with", "mean_without"]].to_numpy(),

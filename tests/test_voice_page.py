@@ -127,3 +127,48 @@ def test_ticket_texts_are_a_second_source_with_their_own_csat(voice_db):
     themes = at.dataframe[0].value.set_index("Theme")
     # CSAT 1 of 2 satisfied = 50%; without the dissatisfied billing ticket 100%: billing costs 50 points.
     assert themes.loc["Billing & refunds", "Cost (points of % satisfied)"] == 50.0
+
+
+def _label_boxes(x, y, positions, texts, width=860, height=380, font_px=11, marker_px=12):
+    """The label boxes label_positions reasons with, rebuilt independently from its outputs."""
+    lo_x, hi_x, lo_y, hi_y = min(x), max(x), min(y), max(y)
+    sx, sy = (hi_x - lo_x) or 1.0, (hi_y - lo_y) or 1.0
+    boxes = []
+    for a, b, pos, text in zip(x, y, positions, texts):
+        if not text:
+            continue
+        a = (a - lo_x + 0.08 * sx) / (1.16 * sx) * width
+        b = (b - lo_y + 0.08 * sy) / (1.16 * sy) * height
+        w, h, r = len(text) * font_px * 0.62, font_px * 1.35, marker_px / 2 + 2
+        vertical, horizontal = pos.split()
+        cx = {"center": a, "right": a + r + w / 2, "left": a - r - w / 2}[horizontal]
+        cy = {"middle": b, "top": b + r + h / 2, "bottom": b - r - h / 2}[vertical]
+        boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    return boxes
+
+
+def test_theme_labels_are_placed_where_they_collide_with_nothing():
+    from pages._ui import label_positions
+
+    # Three themes close together (the demo's "support · week · issue" sat on "late · delivery · told"),
+    # one far away: every label is shown and no two label boxes overlap.
+    x = [10.0, 11.0, 10.5, 40.0]
+    y = [5.0, 5.2, 4.7, 1.0]
+    labels = ["late · delivery · told", "support · week · issue", "refund · money", "quality"]
+    positions, texts = label_positions(x, y, labels)
+    assert texts == labels
+    assert len(set(positions[:3])) == 3  # the three neighbours each take another side
+    boxes = _label_boxes(x, y, positions, texts)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+
+
+def test_a_label_with_no_free_spot_is_left_to_the_hover_text():
+    from pages._ui import label_positions
+
+    # Twelve points on one spot: eight spots around it, so the least important labels stay unnamed.
+    positions, texts = label_positions([1.0] * 12 + [5.0], [1.0] * 12 + [5.0], [f"theme {i}" for i in range(13)])
+    assert texts[0] == "theme 0" and texts[12] == "theme 12"
+    assert 1 <= sum(1 for t in texts[:12] if t) <= 8 and "" in texts
+    assert label_positions([], [], []) == ([], [])
