@@ -23,18 +23,21 @@ NARROW = {"channel": ("app",), "segment": ("Enterprise",)}
 
 
 def ui():
+    """pages._ui (Streamlit's "no runtime" warnings are silenced by ``quiet``, outside the timings)."""
+    from pages import _ui
+
+    return _ui
+
+
+def quiet() -> None:
+    """Silence Streamlit's "no runtime" warnings (its loggers appear as caches are first used)."""
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore")
-    import logging
-
-    from pages import _ui
-
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("streamlit"):
             logging.getLogger(name).setLevel(logging.ERROR)
-
-    return _ui
 
 
 def reset() -> None:
@@ -44,6 +47,7 @@ def reset() -> None:
     from cx.store import _OPEN
 
     _ui = ui()
+    quiet()
     st.cache_data.clear()
     _ui.get_store.clear()
     for store in list(_OPEN.values()):
@@ -79,6 +83,7 @@ def prime() -> None:
     _ui = ui()
     _sidebar()
     _ui.cached_availability(_ui.version())
+    quiet()
 
 
 def run_page(page: str, filter_name: str) -> dict:

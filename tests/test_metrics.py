@@ -718,3 +718,27 @@ def test_money_is_shown_in_the_orders_currency(tmp_path):
         assert metrics.format_value("revenue", 1500) == "1,500"
     finally:
         metrics.set_display_currency(None)
+
+
+@pytest.mark.parametrize("name", ["nps", "csat", "responses", "comment_share", "revenue", "orders", "ces", "aov",
+                                  "ttr_median", "purchase_frequency"])
+def test_segment_table_overall_is_the_unsplit_metric_and_each_cell_is_tested_against_the_rest(backend, name):
+    """Counted metrics take their total as the cells' sum (every row is in one cell, a missing value a cell
+    of its own); it must equal the metric over everyone, as the separately queried total of the others."""
+    table = metrics.REGISTRY[name].table
+    dim = {"responses": "plan_tier", "tickets": "priority", "orders": "status"}[table]
+    cells = metrics.segment_table(backend, name, by=(dim,), start="2024-01-01", end="2024-02-29")
+    whole = metrics.query_metric(backend, name, start="2024-01-01", end="2024-02-29").iloc[0]
+    assert cells["overall"].tolist() == pytest.approx([whole["value"]] * len(cells), nan_ok=True)
+    assert cells["n"].sum() == whole["n"] or metrics.REGISTRY[name].kind in ("ratio",)
+
+
+def test_a_cell_against_the_rest_is_the_two_sample_test_on_hand_counts(backend):
+    # NPS in Jan–Feb by plan tier: gold r1 r2 r6 r7 = 4 promoters of 4; silver r3 r4 r5 r8 r9: 1 promoter
+    # (r8), 2 detractors (r4, r5) of 5. Gold against the rest (silver) is the NPS difference test of those.
+    from cx import stats
+
+    cells = metrics.segment_table(backend, "nps", by=("plan_tier",), start="2024-01-01", end="2024-02-29")
+    gold = cells.set_index("plan_tier").loc["gold"]
+    assert (gold["value"], gold["n"], gold["overall"]) == (100.0, 4, pytest.approx(100 * (5 - 2) / 9))
+    assert gold["p_vs_rest"] == pytest.approx(stats.nps_difference_test(4, 0, 4, 1, 2, 5)[1])
