@@ -144,3 +144,30 @@ def test_metrics_sharing_statements_agree(engines, table):
     s_month = metrics.query_metrics(spark, names, grain="month", **RANGE)
     for name in names:
         same(d_month[name], s_month[name])
+
+
+def test_the_overview_tiles_and_changes_agree(engines):
+    """The Overview's tiles (values, intervals, changes, sparklines) and what-changed list, computed through
+    the shared statements, are the same on Spark."""
+    from datetime import date
+
+    from cx import insights
+    from cx.filters import Filters
+    from cx.settings import Settings
+
+    duck, spark = engines
+    f = Filters(start=date(2024, 2, 1), end=date(2024, 2, 29))
+    settings = Settings(min_n=1)
+    d_tiles, d_changes = insights.overview(duck, None, f, settings, limit=40, available={})
+    s_tiles, s_changes = insights.overview(spark, None, f, settings, limit=40, available={})
+    assert [k.metric for k in d_tiles] == [k.metric for k in s_tiles] == list(insights.KPI_METRICS)
+    for a, b in zip(d_tiles, s_tiles):
+        assert a.n == b.n, a.metric
+        for field in ("value", "ci_low", "ci_high", "value_before", "p_value"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert (x is None and y is None) or x == pytest.approx(y, rel=1e-9, abs=1e-9), (a.metric, field, x, y)
+        assert [p for p, _ in a.sparkline] == [p for p, _ in b.sparkline], a.metric
+        assert [v for _, v in a.sparkline] == pytest.approx([v for _, v in b.sparkline], rel=1e-9), a.metric
+    assert any(k.sparkline for k in d_tiles) and any(k.value_before is not None for k in d_tiles)
+    assert [(c.metric, c.dimension, c.segment) for c in d_changes] == [(c.metric, c.dimension, c.segment)
+                                                                        for c in s_changes]
