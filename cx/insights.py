@@ -117,8 +117,8 @@ def overview(backend, store: Store, filters: Filters, settings: Settings, names:
     table share engine statements (``metrics.compare_metrics_by_each``, ``metrics.query_metrics``).
     ``available``: ``metric_availability(store)`` when the caller has it already."""
     available = metric_availability(store) if available is None else available
-    tables = {metrics.REGISTRY[n].table for n in (*names, *changes)}
-    cols = {t: set(engine.table(backend, t).columns) for t in tables}
+    # The real columns of the tables with something to show (a table the engine lacks: a plain error).
+    cols = {t: set(metrics._table(backend, t)[1]) for t in _by_table([*names, *changes], available)}
     compared = _compare_all(backend, filters, settings, available, cols, names, changes)
     return (_tiles(backend, filters, settings, names, available, cols, compared),
             _changes(filters, settings, changes, available, compared, limit))

@@ -79,7 +79,8 @@ class Metric:
 
 def _hours(later: str, earlier: str) -> Callable[[Any], Any]:
     # Epoch seconds, not a timestamp delta: DuckDB and Spark disagree on delta semantics.
-    return lambda t: (t[later].epoch_seconds() - t[earlier].epoch_seconds()) / 3600.0
+    # Seconds as float64 first: Spark would divide a DECIMAL by 3600.0 and round the hours to 6 places.
+    return lambda t: (t[later].epoch_seconds() - t[earlier].epoch_seconds()).cast("float64") / 3600.0
 
 
 def _revenue_rows(t):
@@ -374,7 +375,8 @@ def _order_statistics(g, q: float):
     quantile_cont, Spark's percentile and numpy's default), and the values at ranks j and k of its
     distribution-free interval (``stats``: j = ⌊nq − z√(nq(1−q))⌋, k = ⌈nq + z√(nq(1−q))⌉, clipped
     to 1…n). Reading the quantile off the sorted list spares the engine a second sort (quantile_cont
-    sorts the same values again). Every group has a row, so 1 ≤ j ≤ k ≤ n."""
+    sorts the same values again). An aggregate without groups over no rows (n = 0) gives NULLs: Spark
+    rejects an index into an empty array, so nothing is picked there."""
     ordered = g._l.sort()
     h = (g.n - 1).cast("float64") * q
     below = h.floor().cast("int32")  # int32: Spark indexes arrays with INT only
@@ -383,7 +385,8 @@ def _order_statistics(g, q: float):
     half = stats.Z95 * (g.n.cast("float64") * q * (1 - q)).sqrt()
     j = ibis.greatest((g.n * q - half).floor(), 1).cast("int32")
     k = ibis.least((g.n * q + half).ceil(), g.n).cast("int32")
-    return value, ordered[j - 1], ordered[k - 1]
+    none = ibis.null().cast("float64")
+    return tuple(ibis.ifelse(g.n > 0, x, none) for x in (value, ordered[j - 1], ordered[k - 1]))
 
 
 # Kinds several metrics of one table can share one engine statement for (each with its rows as a FILTER).
@@ -415,11 +418,12 @@ def _where_aggs(t, m: Metric, q: MetricQuery, sums: bool = False) -> dict:
         v = m.value(t)
         if base is None:  # the aggregates skip the rows without a value themselves
             if sums:
-                return dict(n=v.count(), _s1=v.sum(), _s2=(v * v).sum())
+                return dict(n=v.count(), _s1=v.sum(), _s2=(v * v).sum(), _lo=v.min(), _hi=v.max())
             return dict(mean=v.mean(), sd=v.std(), n=v.count())
         w = base & v.notnull()
         if sums:
-            return dict(n=t.count(where=w), _s1=v.sum(where=w), _s2=(v * v).sum(where=w))
+            return dict(n=t.count(where=w), _s1=v.sum(where=w), _s2=(v * v).sum(where=w), _lo=v.min(where=w),
+                        _hi=v.max(where=w))
         return dict(mean=v.mean(where=w), sd=v.std(where=w), n=t.count(where=w))
     if m.kind == "ratio":
         return dict(num=m.numerator(t, base), den=m.denominator(t, base), n=t.count(where=base))
@@ -427,12 +431,16 @@ def _where_aggs(t, m: Metric, q: MetricQuery, sums: bool = False) -> dict:
 
 
 def _means_from_sums(raw: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample standard deviation from count, sum and sum of squares (``_where_aggs(sums=True)``)."""
+    """Mean and sample standard deviation from count, sum, sum of squares, smallest and largest value
+    (``_where_aggs(sums=True)``). Where every value is the same the deviation is exactly 0, as the
+    engine's own gives it: the difference of sums would leave rounding noise (1e-8) that a test would
+    read as certainty."""
     n = raw["n"].astype("float64")
     raw["mean"] = raw["_s1"] / n
     var = (raw["_s2"] - raw["_s1"] ** 2 / n) / (n - 1)
+    var = var.where(raw["_lo"] != raw["_hi"], 0.0)
     raw["sd"] = np.sqrt(var.clip(lower=0)).where(n > 1)
-    return raw.drop(columns=["_s1", "_s2"])
+    return raw.drop(columns=["_s1", "_s2", "_lo", "_hi"])
 
 
 def _shared_statement(t, members: list[tuple[str, Metric, "MetricQuery"]], keys: list, sums: bool):
@@ -784,7 +792,9 @@ def compare_metric(backend, metric: str, *, start, end, compare: str = "previous
     q = MetricQuery.build(metric, by=by, start=start, end=end, where=where, min_n=min_n, ces_easy_min=ces_easy_min)
     m = REGISTRY[q.metric]
     b_start, b_end = previous_range(start, end, compare)
-    if m.kind in PERIOD_KINDS:  # both periods from one engine query
+    # Both periods from one engine query, each row labelled with its period; a range longer than a year
+    # compared with the year before overlaps it, and a row in both must count in both: two queries then.
+    if m.kind in PERIOD_KINDS and b_end < start:
         raw = _aggregate_periods(backend, m, q, {"now": (start, end), "before": (b_start, b_end)})
         now, before = _finish(m, raw["now"], min_n), _finish(m, raw["before"], min_n)
     else:
@@ -882,8 +892,10 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
     for name in names:
         if name in REGISTRY:
             by_table.setdefault(REGISTRY[name].table, []).append(name)
-    if start is not None and end is not None and compare in ("previous", "year"):
-        b_start, b_end = previous_range(start, end, compare)
+    b_start, b_end = previous_range(start, end, compare) if start and end and compare in ("previous", "year") \
+        else (None, None)
+    # Overlapping periods (a range longer than a year against the year before) take compare_metric's own path.
+    if b_end is not None and b_end < start:
         ranges = {"now": (start, end), "before": (b_start, b_end)}
         span = (start, end, b_start, b_end)
         for group in by_table.values():
@@ -903,9 +915,12 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
                         stat_cols = list(cols[name].values())
                         part = cube[["_per", *together, *cols[name]]].rename(columns=cols[name])
                         sums = []
+                        how = {c: "min" if c == "_lo" else "max" if c == "_hi" else "sum" for c in stat_cols}
                         for d in (None, *together):
                             keys = ["_per", *([d] if d else [])]
-                            raw = part.groupby(keys, dropna=False, sort=True)[stat_cols].sum(min_count=1).reset_index()
+                            groups = part.groupby(keys, dropna=False, sort=True)
+                            raw = pd.concat([groups[c].sum(min_count=1) if f == "sum" else getattr(groups[c], f)()
+                                             for c, f in how.items()], axis=1).reset_index()
                             raw = raw.rename(columns={d: "_val"}) if d else raw.assign(_val=None)
                             sums.append(raw.assign(_d=d or ""))
                         raw = pd.concat(sums, ignore_index=True)

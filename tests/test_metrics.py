@@ -742,3 +742,60 @@ def test_a_cell_against_the_rest_is_the_two_sample_test_on_hand_counts(backend):
     gold = cells.set_index("plan_tier").loc["gold"]
     assert (gold["value"], gold["n"], gold["overall"]) == (100.0, 4, pytest.approx(100 * (5 - 2) / 9))
     assert gold["p_vs_rest"] == pytest.approx(stats.nps_difference_test(4, 0, 4, 1, 2, 5)[1])
+
+
+def test_a_range_longer_than_a_year_against_the_year_before_counts_the_overlap_in_both(backend):
+    """15 Jan 2023 – 31 Jan 2025 against the same dates a year earlier (15 Jan 2022 – 31 Jan 2024): the
+    two ranges share 15 Jan 2023 – 31 Jan 2024, which holds the fixture's January rows; they belong to
+    both periods (labelling each row with one period counted them in "now" only)."""
+    kw = dict(start="2023-01-15", end="2025-01-31", compare="year")
+    for name in ("nps", "responses", "csat", "ttr_median", "revenue"):
+        before = metrics.query_metric(backend, name, start="2022-01-15", end="2024-01-31").iloc[0]
+        now = metrics.query_metric(backend, name, start="2023-01-15", end="2025-01-31").iloc[0]
+        assert before["n"] > 0, name  # the overlap holds rows
+        for got in (metrics.compare_metric(backend, name, **kw).iloc[0],
+                    metrics.compare_metrics_by_each(backend, [name], dims=[], **kw)[name][None].iloc[0]):
+            assert (got["n"], got["n_before"]) == (now["n"], before["n"]), name
+            assert got["value"] == pytest.approx(now["value"], nan_ok=True)
+            assert got["value_before"] == pytest.approx(before["value"], nan_ok=True)
+
+
+def test_identical_effort_answers_have_no_spread_so_no_test_in_any_path(tmp_path):
+    """40 answers of 3 in January and 40 of 4 in February (0–10 scale): each period's values are all
+    equal, so the standard deviation is exactly 0 and Welch's test does not apply (p missing) — also
+    when the mean comes from sums of values and squares, which would leave rounding noise (1e-8) and
+    call the change certain."""
+    s = Store(tmp_path / "ces.duckdb")
+    rows = [(f"c{i}", T("2024-01-10") if i < 40 else T("2024-02-10"), 3 if i < 40 else 4, 0, 10, "web")
+            for i in range(80)]
+    insert(s, "responses", pd.DataFrame(rows, columns=["response_id", "submitted_at", "ces", "ces_min", "ces_max",
+                                                       "channel"]))
+    kw = dict(start="2024-02-01", end="2024-02-29")
+    plain = metrics.compare_metric(s, "ces", **kw).iloc[0]
+    each = metrics.compare_metrics_by_each(s, ["ces"], dims=["channel"], **kw)["ces"]
+    for r in (plain, each[None].iloc[0], each["channel"].iloc[0]):
+        assert r["value"] == pytest.approx(1 + 6 * 4 / 10) and r["value_before"] == pytest.approx(1 + 6 * 3 / 10)
+        assert math.isnan(r["p_value"]) and not r["significant"]
+    s.close()
+
+
+def test_the_overview_reads_only_the_tables_it_has_something_to_show_from(tmp_path):
+    """An engine holding only survey responses (a warehouse with one table): the tiles of the other
+    tables say what to import instead of failing on their missing tables."""
+    from datetime import date
+
+    from cx import insights
+    from cx.filters import Filters
+    from cx.settings import Settings
+
+    raw = duckdb.connect()
+    raw.register("frame", RESPONSES.drop(columns=["plan_tier"]))
+    raw.execute("CREATE TABLE responses AS SELECT * FROM frame")
+    con = ibis.duckdb.from_connection(raw)
+    available = {n: (None if m.table == "responses" else f"No {m.table} imported yet.")
+                 for n, m in metrics.REGISTRY.items()}
+    tiles, _ = insights.overview(con, None, Filters(start=date(2024, 2, 1), end=date(2024, 2, 29)), Settings(),
+                                 available=available)
+    by = {k.metric: k for k in tiles}
+    assert by["nps"].value == 75.0 and by["nps"].value_before == 0.0
+    assert by["frt_median"].value is None and by["frt_median"].reason == "No tickets imported yet."

@@ -40,6 +40,14 @@ TZ_EDGE_ORDERS = pd.DataFrame([
     ("oz", "c9", T("2024-04-01 03:30"), 25.0, "completed", "web"),
 ], columns=["order_id", "customer_id", "ordered_at", "amount", "status", "channel"])
 
+# Tickets answered and solved after odd numbers of seconds: hours with many decimals (Spark once divided a
+# DECIMAL number of seconds and rounded the hours to six places).
+ODD_SECOND_TICKETS = pd.DataFrame([
+    (f"ts{i}", T("2024-02-03 10:17:43") + pd.Timedelta(minutes=37 * i),
+     T("2024-02-03 10:17:43") + pd.Timedelta(minutes=37 * i, seconds=3607 * i + 1),
+     T("2024-02-03 10:17:43") + pd.Timedelta(minutes=37 * i, seconds=86_413 * i + 7), "low" if i % 2 else "high")
+    for i in range(1, 8)], columns=["ticket_id", "created_at", "first_response_at", "resolved_at", "priority"])
+
 BREAKDOWN = {"responses": "channel", "tickets": "priority", "orders": "channel", "customers": "plan"}
 RANGE = dict(start="2023-12-01", end="2024-04-30")
 
@@ -55,6 +63,9 @@ CASES += [
     ("frt_mean", dict(where={"agent_replies": ["1"]})),
     ("backlog", dict(end="2024-01-31", by=("priority",))),
     ("churn_rate", dict(grain="quarter", by=("plan",))),
+    # Quantiles over no rows: one row, n = 0, no value (Spark rejects indexing an empty array).
+    ("frt_median", dict(start="2030-01-01", end="2030-01-31")),
+    ("ttr_p90", dict(where={"priority": ["no such priority"]})),
 ]
 COMPARISONS = [("nps", "previous"), ("csat", "previous"), ("ces", "previous"), ("ttr_median", "previous"),
                ("orders", "year"), ("churn_rate", "previous")]
@@ -70,6 +81,7 @@ def engines(tmp_path_factory):
     store = fill(Store(tmp_path_factory.mktemp("parity") / "p.duckdb"))
     insert(store, "responses", TZ_EDGE_RESPONSES)
     insert(store, "orders", TZ_EDGE_ORDERS)
+    insert(store, "tickets", ODD_SECOND_TICKETS)
     spark = (SparkSession.builder.master("local[1]").appName("touchpoint-parity")
              .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.shuffle.partitions", "1").config("spark.default.parallelism", "1")
