@@ -375,18 +375,18 @@ def _order_statistics(g, q: float):
     quantile_cont, Spark's percentile and numpy's default), and the values at ranks j and k of its
     distribution-free interval (``stats``: j = ⌊nq − z√(nq(1−q))⌋, k = ⌈nq + z√(nq(1−q))⌉, clipped
     to 1…n). Reading the quantile off the sorted list spares the engine a second sort (quantile_cont
-    sorts the same values again). An aggregate without groups over no rows (n = 0) gives NULLs: Spark
-    rejects an index into an empty array, so nothing is picked there."""
-    ordered = g._l.sort()
+    sorts the same values again). An aggregate without groups over no rows (n = 0) gives NULLs: the
+    list ends in a NULL and every index is at least 0, since Spark rejects an index into an empty array
+    (a CASE guard instead made DuckDB sort each list once per reference: 0.35 s instead of 0.10 s)."""
+    ordered = g._l.sort().concat(ibis.array([ibis.null().cast("float64")]))
     h = (g.n - 1).cast("float64") * q
-    below = h.floor().cast("int32")  # int32: Spark indexes arrays with INT only
-    above = ibis.least(below + 1, g.n - 1).cast("int32")
+    below = ibis.greatest(h.floor(), 0).cast("int32")  # int32: Spark indexes arrays with INT only
+    above = ibis.least(below + 1, ibis.greatest(g.n - 1, 0)).cast("int32")
     value = ordered[below] + (h - below.cast("float64")) * (ordered[above] - ordered[below])
     half = stats.Z95 * (g.n.cast("float64") * q * (1 - q)).sqrt()
     j = ibis.greatest((g.n * q - half).floor(), 1).cast("int32")
     k = ibis.least((g.n * q + half).ceil(), g.n).cast("int32")
-    none = ibis.null().cast("float64")
-    return tuple(ibis.ifelse(g.n > 0, x, none) for x in (value, ordered[j - 1], ordered[k - 1]))
+    return value, ordered[j - 1], ordered[ibis.greatest(k - 1, 0).cast("int32")]
 
 
 # Kinds several metrics of one table can share one engine statement for (each with its rows as a FILTER).
