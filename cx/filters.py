@@ -159,7 +159,12 @@ DATE_COLUMNS = {"responses": "submitted_at", "tickets": "created_at", "orders": 
 
 
 def data_date_span(store: Store) -> tuple[date | None, date | None]:
-    """The first and last dates found in any canonical table (the anchor of date presets)."""
+    """The first and last dates found in any canonical table (the anchor of date presets); on an
+    external engine, in its tables."""
+    from cx import engine, external
+
+    if engine.is_external():
+        return external.date_span(engine.backend_for(), DATE_COLUMNS)
     parts = " UNION ALL ".join(
         f"SELECT min({c}) AS lo, max({c}) AS hi FROM {quote_ident(t)}" for t, c in DATE_COLUMNS.items()
     )
@@ -176,7 +181,12 @@ def dimension_values(store: Store) -> dict[str, list[str]]:
 
     Counting them reads every row of every table (1–2 s at tens of millions of rows), so the answer is
     kept in the store keyed on its data version: a restarted app on unchanged data finds it at once,
-    and any import or removal (which changes the version) makes it be counted again."""
+    and any import or removal (which changes the version) makes it be counted again. On an external
+    engine they are counted in its tables (the app caches them for a few minutes)."""
+    from cx import engine, external
+
+    if engine.is_external():
+        return external.dimension_values(engine.backend_for(), CORE_DIMENSIONS, NOT_FILTERS, MAX_VALUES_PER_DIMENSION)
     version = store.data_version()
     saved = store.get_setting(DIMENSION_CACHE_KEY)
     if isinstance(saved, dict) and saved.get("data_version") == version:

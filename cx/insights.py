@@ -47,7 +47,14 @@ NEEDS = {  # metric -> (table, column that must have values, what to import)
 
 
 def metric_availability(store: Store) -> dict[str, str | None]:
-    """For each metric, None when the data supports it, else the reason in plain words."""
+    """For each metric, None when the data supports it, else the reason in plain words (on an external
+    engine, from its own tables)."""
+    if engine.is_external():
+        from cx import external
+
+        filled = external.filled(engine.backend_for(), NEEDS)
+        return {name: None if filled[(table, col)] else f"No {what} in the engine's tables."
+                for name, (table, col, what) in NEEDS.items()}
     out: dict[str, str | None] = {}
     with read_cursor(store) as cur:
         filled: dict[tuple[str, str | None], int] = {}

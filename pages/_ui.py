@@ -10,8 +10,8 @@ from datetime import date
 import plotly.graph_objects as go
 import streamlit as st
 
-from cx import insights, metrics
-from cx.engine import backend_for, snapshot_data_version
+from cx import external, insights, metrics
+from cx.engine import backend_for, is_external, snapshot_data_version
 from cx.errors import TouchpointError
 from cx.filters import COMPARISONS, PRESETS, Filters, data_date_span, dimension_values
 from cx.settings import Settings, load_settings
@@ -65,12 +65,17 @@ def backend():
 
 
 def version() -> int:
-    return snapshot_data_version(get_store())  # as the page's snapshot sees it (app.py)
+    """The cache key of everything computed from the data: the store's data version as the page's
+    snapshot sees it (app.py); on an external engine, which has none, a key that changes every few
+    minutes (``cx.external.refresh_key``)."""
+    if is_external():
+        return external.refresh_key()
+    return snapshot_data_version(get_store())
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_row_counts(data_version: int) -> dict[str, int]:
-    return get_store().row_counts()
+    return external.row_counts(backend()) if is_external() else get_store().row_counts()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -180,11 +185,12 @@ def fmt_int(n: int | float) -> str:
 
 
 def sidebar_store_summary(store: Store) -> None:
-    counts = cached_row_counts(store.data_version())
+    counts = cached_row_counts(store.data_version() if not is_external() else version())
     total = sum(counts.values())
-    st.caption("**Data in the store**")
+    st.caption("**Data in the engine**" if is_external() else "**Data in the store**")
     if total == 0:
-        st.caption("Nothing imported yet: open **Data** to import your exports, or load the demo data.")
+        st.caption("The engine's tables are empty." if is_external() else
+                   "Nothing imported yet: open **Data** to import your exports, or load the demo data.")
         return
     lines = [f"{TABLE_LABELS[t]}: **{fmt_int(counts[t])}**" for t in TABLES if counts[t]]
     st.caption("  \n".join(lines))

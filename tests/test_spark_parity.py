@@ -72,16 +72,24 @@ COMPARISONS = [("nps", "previous"), ("csat", "previous"), ("ces", "previous"), (
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):
+def parity_store(tmp_path_factory):
+    """The fixture rows in a DuckDB store (the same rows go to Spark in ``engines``)."""
+    store = fill(Store(tmp_path_factory.mktemp("parity") / "p.duckdb"))
+    insert(store, "responses", TZ_EDGE_RESPONSES)
+    insert(store, "orders", TZ_EDGE_ORDERS)
+    insert(store, "tickets", ODD_SECOND_TICKETS)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory, parity_store):
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("Java is not installed (make test installs openjdk-17-jre-headless)")
     from pyspark.sql import SparkSession
 
-    store = fill(Store(tmp_path_factory.mktemp("parity") / "p.duckdb"))
-    insert(store, "responses", TZ_EDGE_RESPONSES)
-    insert(store, "orders", TZ_EDGE_ORDERS)
-    insert(store, "tickets", ODD_SECOND_TICKETS)
+    store = parity_store
     spark = (SparkSession.builder.master("local[1]").appName("touchpoint-parity")
              .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.shuffle.partitions", "1").config("spark.default.parallelism", "1")
@@ -105,7 +113,6 @@ def engines(tmp_path_factory):
     yield duck_backend, spark_backend
     engine._SPARK.clear()
     spark.stop()
-    store.close()
 
 
 def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -183,3 +190,39 @@ def test_the_overview_tiles_and_changes_agree(engines):
     assert any(k.sparkline for k in d_tiles) and any(k.value_before is not None for k in d_tiles)
     assert [(c.metric, c.dimension, c.segment) for c in d_changes] == [(c.metric, c.dimension, c.segment)
                                                                         for c in s_changes]
+
+
+def test_the_app_reads_rows_dates_filter_values_and_availability_from_the_engine(engines, parity_store,
+                                                                                  monkeypatch):
+    """With the tables in Spark, what the sidebar and the empty states need comes from the engine's
+    tables, and equals what the store computes for the same rows in its own."""
+    from cx import external, filters, insights
+
+    _, spark = engines
+    monkeypatch.delenv("TOUCHPOINT_ENGINE", raising=False)
+    want_dims = filters.dimension_values(parity_store)
+    want_span = filters.data_date_span(parity_store)
+    want_ok = {n: r is None for n, r in insights.metric_availability(parity_store).items()}
+    monkeypatch.setenv("TOUCHPOINT_ENGINE", "spark://local[1]")
+    assert filters.dimension_values(None) == want_dims and "plan_tier" in want_dims
+    assert filters.data_date_span(None) == want_span
+    assert external.row_counts(spark) == parity_store.row_counts()
+    got = insights.metric_availability(None)
+    assert {n: r is None for n, r in got.items()} == want_ok
+    assert all("engine" in r for r in got.values() if r)
+
+
+def test_the_overview_shows_the_engine_s_data_with_an_empty_local_store(engines, app_store_path, monkeypatch):
+    """A user who moved the tables to Spark: the local store is empty, the Overview still shows the
+    engine's numbers (the sidebar's dates and filters and the tiles all come from the engine)."""
+    from tests.conftest import run_app
+
+    monkeypatch.setenv("TOUCHPOINT_ENGINE", "spark://local[1]")
+    at = run_app(query={"range": "custom", "from": "2024-02-01", "to": "2024-02-29"})
+    assert not at.exception, at.exception
+    assert not any("No data yet" in i.value for i in at.info)
+    tiles = {m.label: m.value for m in at.metric}
+    # February 2024: r6–r9 (10, 9, 9, 7) and the time-zone edge rows z1 (10) and z2 (0): 4 promoters and
+    # 1 detractor of 6 answers.
+    assert tiles["NPS"] == "+50.0"
+    assert "Data in the engine" in " ".join(c.value for c in at.sidebar.caption)
