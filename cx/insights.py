@@ -71,9 +71,12 @@ def metric_availability(store: Store) -> dict[str, str | None]:
 
 def applicable_where(backend, metric: str, where: dict[str, tuple[str, ...]]) -> tuple[dict, list[str]]:
     """The filters a metric's table can apply, and the names of those it cannot (shown to the user)."""
-    cols = set(engine.table(backend, metrics.REGISTRY[metric].table).columns)
-    ok = {d: v for d, v in where.items() if d in cols}
-    return ok, [d for d in where if d not in cols]
+    return _split_where(where, set(engine.table(backend, metrics.REGISTRY[metric].table).columns))
+
+
+def _split_where(where: dict[str, tuple[str, ...]], cols: set[str]) -> tuple[dict, list[str]]:
+    """The filters of ``where`` on ``cols``, and the names of the others."""
+    return {d: v for d, v in where.items() if d in cols}, [d for d in where if d not in cols]
 
 
 @dataclass
@@ -131,11 +134,6 @@ def overview(backend, store: Store, filters: Filters, settings: Settings, names:
             _changes(filters, settings, changes, available, compared, limit))
 
 
-def _where_for(filters: Filters, cols: set[str]) -> tuple[dict, list[str]]:
-    """The filters a table can apply, and the names of those it cannot (shown to the user)."""
-    return {d: v for d, v in filters.where.items() if d in cols}, [d for d in filters.where if d not in cols]
-
-
 def _by_table(names, available) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name in dict.fromkeys(names):
@@ -153,7 +151,7 @@ def _compare_all(backend, filters: Filters, settings: Settings, available, cols,
     kw = dict(start=filters.start, end=filters.end, compare=filters.compare, alpha=settings.alpha,
               min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
     for table, group in _by_table([*changes, *tiles], available).items():
-        where, _ = _where_for(filters, cols[table])
+        where, _ = _split_where(filters.where, cols[table])
         scanned = [n for n in group if n in changes]
         if scanned:
             out.update(metrics.compare_metrics_by_each(
@@ -169,7 +167,7 @@ def _tiles(backend, filters: Filters, settings: Settings, names, available, cols
     # The sparkline gives a year of context, whatever the range: month by month to its end.
     spark_start = (filters.end - pd.DateOffset(months=11)).replace(day=1).date() if filters.end else None
     for table, group in _by_table(names, available).items():
-        where, _ = _where_for(filters, cols[table])
+        where, _ = _split_where(filters.where, cols[table])
         kw = dict(where=where, min_n=settings.min_n, ces_easy_min=settings.ces_easy_min)
         if not (filters.start and filters.end):
             totals.update(metrics.query_metrics(backend, group, **kw))
@@ -185,7 +183,7 @@ def _tiles(backend, filters: Filters, settings: Settings, names, available, cols
             kpi.reason = available[name]
             tiles.append(kpi)
             continue
-        kpi.ignored_filters = _where_for(filters, cols[m.table])[1]
+        kpi.ignored_filters = _split_where(filters.where, cols[m.table])[1]
         if name in compared:
             r = compared[name][None].iloc[0]
             kpi.value, kpi.n = _num(r["value"]), int(r["n"])

@@ -297,8 +297,9 @@ def _ts(d: date) -> Any:
 
 def _filtered(backend, m: Metric, q: MetricQuery, start: date | None, end: date | None, use_dates: bool = True,
               with_base: bool = True):
-    """The table's rows the query reads: its filters, its dates, and (``with_base``) the rows the metric
-    counts; without them, ``_where_aggs`` applies each metric's own as a FILTER."""
+    """The table's rows the query reads: its filters, its dates, and (``with_base``) the metric's own
+    rows — its base, and for a mean the rows with a value; without them, ``_where_aggs`` applies each
+    metric's own as a FILTER."""
     t, real = _table(backend, m.table)
     preds = _check_dims(t, real, m.table, q)
     if use_dates and start is not None:
@@ -307,6 +308,8 @@ def _filtered(backend, m: Metric, q: MetricQuery, start: date | None, end: date 
         preds.append(t[m.date_column] < _ts(end + timedelta(days=1)))
     if with_base and m.base is not None:
         preds.append(m.base(t))
+    if with_base and m.kind == "mean":
+        preds.append(m.value(t).notnull())
     return t.filter(preds) if preds else t
 
 
@@ -326,31 +329,10 @@ def _aggregate(backend, m: Metric, q: MetricQuery, start: date | None, end: date
     t = _filtered(backend, m, q, start, end)
     if m.kind == "quantile":
         return _quantiles(t, m, q).execute()
-    t, aggs = _agg_spec(t, m, q)
+    aggs = _where_aggs(t, m, q, narrowed=True)
     keys = _keys(t, m, q)
     expr = t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
     return expr.execute()
-
-
-def _agg_spec(t, m: Metric, q: MetricQuery) -> tuple[Any, dict]:
-    """The rows (``t``, narrowed for means) and the aggregates of a metric's sufficient statistics."""
-    if m.kind == "nps":
-        aggs = dict(promoters=(t.nps >= 9).sum(), detractors=(t.nps <= 6).sum(), n=t.count())
-    elif m.kind == "share":
-        aggs = dict(k=m.condition(t, q).sum(), n=t.count())
-    elif m.kind == "count":
-        aggs = dict(n=t.count())
-    elif m.kind == "sum":
-        aggs = dict(total=m.value(t).sum(), n=t.count())
-    elif m.kind == "mean":
-        v = m.value(t)
-        t = t.mutate(_v=v).filter(lambda x: x._v.notnull())
-        aggs = dict(mean=t._v.mean(), sd=t._v.std(), n=t.count())
-    elif m.kind == "ratio":
-        aggs = dict(num=m.numerator(t, None), den=m.denominator(t, None), n=t.count())
-    else:  # pragma: no cover - every other kind has its own path
-        raise AssertionError(m.kind)
-    return t, aggs
 
 
 def _quantiles(t, m: Metric, q: MetricQuery, extra: tuple[str, ...] = ()):
@@ -362,10 +344,14 @@ def _quantiles(t, m: Metric, q: MetricQuery, extra: tuple[str, ...] = ()):
     t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
     if q.grain:
         t = t.mutate(period=t[m.date_column].truncate(GRAINS[q.grain]))
-    group = [*q.by, *(["period"] if q.grain else []), *extra]
+    return _quantile_groups(t, [*q.by, *(["period"] if q.grain else []), *extra], m.q)
+
+
+def _quantile_groups(t, group: list[str], q: float):
+    """Per group of ``t`` (its values in ``_v``): the q-quantile with its interval, and n."""
     aggs = dict(_l=t._v.collect(), n=t.count())
     g = t.group_by([t[c] for c in group]).aggregate(**aggs) if group else t.aggregate(**aggs)
-    value, lo, hi = _order_statistics(g, m.q)
+    value, lo, hi = _order_statistics(g, q)
     return g.select(*group, value=value, lo=lo, hi=hi, n=g.n)
 
 
@@ -393,13 +379,14 @@ def _order_statistics(g, q: float):
 SHARED_KINDS = frozenset({"nps", "share", "count", "sum", "mean", "ratio"})
 
 
-def _where_aggs(t, m: Metric, q: MetricQuery, sums: bool = False) -> dict:
-    """``_agg_spec``'s aggregates for ``m`` over rows of ``t`` not narrowed to the metric's own rows:
-    those (``m.base``, and a value for means and quantiles) are each aggregate's FILTER, so the
-    aggregates of several metrics can share one statement and one scan. ``sums``: means as count, sum
-    and sum of squares (they add up over groups) instead of mean and standard deviation. A quantile
-    comes without its interval here (``query_metrics(intervals=False)``)."""
-    base = m.base(t) if m.base is not None and m.rows_with is None else None
+def _where_aggs(t, m: Metric, q: MetricQuery, sums: bool = False, narrowed: bool = False) -> dict:
+    """The aggregates of ``m``'s statistics over the rows of ``t``. ``narrowed``: ``t`` holds only the
+    metric's own rows (``_filtered`` with its base). Otherwise those rows (``m.base``, and a value for
+    means and quantiles) are each aggregate's FILTER, so the aggregates of several metrics can share one
+    statement and one scan. ``sums``: means as count, sum and sum of squares (they add up over groups)
+    instead of mean and standard deviation. A quantile comes without its interval here
+    (``query_metrics(intervals=False)``)."""
+    base = m.base(t) if m.base is not None and m.rows_with is None and not narrowed else None
     if m.kind == "quantile":
         v = m.value(t)
         w = v.notnull() if base is None else base & v.notnull()
@@ -468,7 +455,7 @@ def _quantile_cube(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[d
     and by each of ``dims`` (text columns; ``_d`` the dimension, ``_val`` its value), from one engine
     statement: every row is counted once
     overall and once under each dimension (an unnested array of dimension/value pairs), and each
-    group's sorted values give the interval's order statistics by position, as in ``_quantiles``.
+    group's sorted values give the interval's order statistics by position (``_quantile_groups``).
 
     One statement per metric: two quantiles sharing one (each aggregate with its rows as a FILTER)
     measured slower on DuckDB (0.37 s against 2 × 0.13 s for the two ticket medians at 10 M)."""
@@ -481,9 +468,7 @@ def _quantile_cube(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[d
         t = t.select("_per", "_v", _d=t._p.d, _val=t._p.v)
     else:
         t = t.select("_per", "_v", _d=ibis.literal(""), _val=ibis.null().cast("string"))
-    g = t.group_by(["_per", "_d", "_val"]).aggregate(_l=t._v.collect(), n=t.count())
-    value, lo, hi = _order_statistics(g, m.q)
-    return g.select("_per", "_d", "_val", value=value, lo=lo, hi=hi, n=g.n).execute()
+    return _quantile_groups(t, ["_per", "_d", "_val"], m.q).execute()
 
 
 # Kinds whose statistics for several date ranges (and several breakdowns) come from one engine query.
@@ -520,8 +505,7 @@ def _aggregate_periods(backend, m: Metric, q: MetricQuery, ranges: dict[str, tup
     if m.kind == "quantile":
         expr = _quantiles(t, m, q, extra=("_per",))
     else:
-        t, aggs = _agg_spec(t, m, q)
-        expr = t.group_by([*_keys(t, m, q), t._per]).aggregate(**aggs)
+        expr = t.group_by([*_keys(t, m, q), t._per]).aggregate(**_where_aggs(t, m, q, narrowed=True))
     return _split_periods(expr.execute(), ranges, keyed=bool(q.by or q.grain))
 
 

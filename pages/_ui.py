@@ -185,7 +185,7 @@ def fmt_int(n: int | float) -> str:
 
 
 def sidebar_store_summary(store: Store) -> None:
-    counts = cached_row_counts(store.data_version() if not is_external() else version())
+    counts = cached_row_counts(version())
     total = sum(counts.values())
     st.caption("**Data in the engine**" if is_external() else "**Data in the store**")
     if total == 0:

@@ -799,3 +799,19 @@ def test_the_overview_reads_only_the_tables_it_has_something_to_show_from(tmp_pa
     by = {k.metric: k for k in tiles}
     assert by["nps"].value == 75.0 and by["nps"].value_before == 0.0
     assert by["frt_median"].value is None and by["frt_median"].reason == "No tickets imported yet."
+
+
+def test_a_mean_has_no_group_where_no_row_has_a_value(tmp_path):
+    """Low-priority tickets were never answered: first-response time has no value for them, so the mean
+    by priority has no "low" group (rather than one with n = 0), alone or beside other metrics."""
+    s = Store(tmp_path / "t.duckdb")
+    insert(s, "tickets", pd.DataFrame([
+        ("h1", T("2024-01-01 00:00"), T("2024-01-01 02:00"), "high"),
+        ("h2", T("2024-01-02 00:00"), T("2024-01-02 04:00"), "high"),
+        ("l1", T("2024-01-03 00:00"), NaT, "low")],
+        columns=["ticket_id", "created_at", "first_response_at", "priority"]))
+    alone = metrics.query_metric(s, "frt_mean", by=("priority",))
+    assert alone["priority"].tolist() == ["high"] and alone["value"].tolist() == [3.0] and alone["n"].tolist() == [2]
+    together = metrics.query_metrics(s, ["frt_mean", "reopen_rate"], by=("priority",))["frt_mean"]
+    pd.testing.assert_frame_equal(together, alone, check_dtype=False)
+    s.close()
