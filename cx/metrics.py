@@ -796,7 +796,8 @@ def _compare_frames(m: Metric, now: pd.DataFrame, before: pd.DataFrame, keys: li
     else:
         merged = pd.concat([now.add_suffix(""), before.add_suffix("_before")], axis=1)
     merged["delta"] = merged["value"] - merged["value_before"]
-    merged["p_value"] = [_test(m, r) for _, r in merged.iterrows()]
+    tested = [c for c in merged.columns if c.removesuffix("_before") in TEST_INPUTS]
+    merged["p_value"] = [_test(m, r) for r in merged[tested].to_dict("records")]
     merged["significant"] = (merged["p_value"] < alpha) & merged["value"].notna() & merged["value_before"].notna()
     merged["n"] = merged["n"].fillna(0).astype("int64")
     merged["n_before"] = merged["n_before"].fillna(0).astype("int64")
@@ -827,8 +828,9 @@ def _compare_long(m: Metric, raw: pd.DataFrame, dims: list[str], alpha: float, m
     before = fin[fin["_per"] == "before"].drop(columns="_per")
     both = _compare_frames(m, now, before, ["_d", "_val"], alpha, ranges)
     out = {}
+    parts = dict(iter(both.groupby("_d", sort=False)))
     for d in (None, *dims):
-        part = both[both["_d"] == (d or "")].drop(columns="_d")
+        part = parts.get(d or "", both.iloc[:0]).drop(columns="_d")
         part = part.rename(columns={"_val": d}) if d else part.drop(columns="_val")
         part = part.reset_index(drop=True)
         part.attrs = dict(both.attrs)
@@ -895,19 +897,22 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
                 expr, cols = _shared_statement(t, shared, [t._per, *[t[d] for d in together]], sums=True)
                 cube = expr.limit(MAX_CUBE_ROWS + 1).execute()
                 if len(cube) <= MAX_CUBE_ROWS:
+                    # Each breakdown's sums for every shared metric at once: one grouping per breakdown.
+                    stat = {c: k for name, _, _ in shared for c, k in cols[name].items()}
+                    lows = [c for c, k in stat.items() if k == "_lo"]
+                    highs = [c for c, k in stat.items() if k == "_hi"]
+                    summed = [c for c, k in stat.items() if k not in ("_lo", "_hi")]
+                    sums = []
+                    for d in (None, *together):
+                        keys = ["_per", *([d] if d else [])]
+                        groups = cube.groupby(keys, dropna=False, sort=True)
+                        raw = pd.concat([groups[summed].sum(min_count=1), groups[lows].min(), groups[highs].max()],
+                                        axis=1).reset_index()
+                        raw = raw.rename(columns={d: "_val"}) if d else raw.assign(_val=None)
+                        sums.append(raw.assign(_d=d or ""))
+                    every = pd.concat(sums, ignore_index=True)
                     for name, m, _ in shared:
-                        stat_cols = list(cols[name].values())
-                        part = cube[["_per", *together, *cols[name]]].rename(columns=cols[name])
-                        sums = []
-                        how = {c: "min" if c == "_lo" else "max" if c == "_hi" else "sum" for c in stat_cols}
-                        for d in (None, *together):
-                            keys = ["_per", *([d] if d else [])]
-                            groups = part.groupby(keys, dropna=False, sort=True)
-                            raw = pd.concat([groups[c].sum(min_count=1) if f == "sum" else getattr(groups[c], f)()
-                                             for c, f in how.items()], axis=1).reset_index()
-                            raw = raw.rename(columns={d: "_val"}) if d else raw.assign(_val=None)
-                            sums.append(raw.assign(_d=d or ""))
-                        raw = pd.concat(sums, ignore_index=True)
+                        raw = every[["_per", "_d", "_val", *cols[name]]].rename(columns=cols[name])
                         raw = raw[pd.to_numeric(raw["n"], errors="coerce").fillna(0) > 0]
                         if m.kind == "mean":
                             raw = _means_from_sums(raw)
@@ -924,6 +929,10 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
                 out[name][d] = out[name][d].sort_values(d).reset_index(drop=True)
         out[name] = {d: out[name][d] for d in (None, *dims)}
     return out
+
+
+# The statistics ``_test`` reads (each also with the suffix ``_before``).
+TEST_INPUTS = frozenset({"promoters", "detractors", "n", "k", "mean", "sd", "value", "lo", "hi"})
 
 
 def _test(m: Metric, r) -> float:
