@@ -4,10 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Streamlit treats an app with a pages/ folder as an old-style multipage app until the first session
-# has run st.navigation, so a shared deep link opened first after a restart would run the page without
-# app.py's frame. Declaring the app st.navigation-based before the server starts avoids that.
-STREAMLIT := $(BIN)/python -c "import sys; from streamlit.runtime.pages_manager import PagesManager; PagesManager.uses_pages_directory = False; from streamlit.web.cli import main; sys.exit(main())"
+# The launcher (pages/_serve.py) is Streamlit's own command line, after declaring the app
+# st.navigation-based (a shared deep link opened first after a restart then runs through app.py's frame),
+# and it prepares the default Overview in the background so the first visitor gets a cache hit.
+STREAMLIT := $(BIN)/python -m pages._serve
 
 .PHONY: run test bench demo clean-data system-deps
 

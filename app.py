@@ -9,7 +9,10 @@ from cx import metrics
 from cx.engine import read_snapshot
 from cx.errors import TouchpointError
 from pages import _meeting
-from pages._ui import cached_currencies, get_store, show_error, sidebar_filters, sidebar_store_summary
+from pages._ui import (cached_currencies, freeze_startup_objects, get_store, show_error, sidebar_filters,
+                       sidebar_store_summary)
+
+freeze_startup_objects()  # once per process: the imports above stay out of the collector's full passes
 
 st.set_page_config(page_title="Touchpoint — CX analytics", page_icon="📊", layout="wide")
 

@@ -20,8 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"overview": '[data-testid="stMetric"]', "trends": '[data-testid="stPlotlyChart"]',
          "segments": '[data-testid="stPlotlyChart"]', "data": '[data-testid="stDataFrame"]',
          "settings": '[data-testid="stNumberInput"]'}
-LAUNCH = ("import sys; from streamlit.runtime.pages_manager import PagesManager; "
-          "PagesManager.uses_pages_directory = False; from streamlit.web.cli import main; sys.exit(main())")
+LAUNCH = ["-m", "pages._serve"]  # as `make run` starts the app (see the Makefile)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 
@@ -47,7 +46,7 @@ def measure(size: str, db: Path, port: int, log=print, timeout_ms: int = 180_000
     from bench.run import PeakRss
 
     env = dict(os.environ, TOUCHPOINT_DB=str(db))
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "run", "app.py", "--server.port", str(port),
+    proc = subprocess.Popen([sys.executable, *LAUNCH, "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rows = []

@@ -26,6 +26,7 @@ def ui():
     """pages._ui (Streamlit's "no runtime" warnings are silenced by ``quiet``, outside the timings)."""
     from pages import _ui
 
+    _ui.freeze_startup_objects()  # as app.py does once per process after its imports
     return _ui
 
 

@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "tests" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 # The same launcher as `make run` (see the Makefile): deep links work from the first request.
-LAUNCH = ("import sys; from streamlit.runtime.pages_manager import PagesManager; "
-          "PagesManager.uses_pages_directory = False; from streamlit.web.cli import main; sys.exit(main())")
+LAUNCH = ["-m", "pages._serve"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -61,7 +60,7 @@ def serve_app(db: Path, *args: str, plain: bool = False):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     port = _free_port()
     env = {**os.environ, "TOUCHPOINT_DB": str(db)}
-    start = ["-m", "streamlit"] if plain else ["-c", LAUNCH]
+    start = ["-m", "streamlit"] if plain else LAUNCH
     log = open(db.parent / "server.log", "wb")  # a file, not a pipe nobody drains
     proc = subprocess.Popen(
         [sys.executable, *start, "run", str(ROOT / "app.py"), "--server.port", str(port),

@@ -3,6 +3,10 @@ and from URLs with garbage in them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -122,3 +126,31 @@ def test_an_import_shows_new_numbers_without_a_restart(app_db, tmp_path):
     at.run()
     assert not at.exception, at.exception
     assert {m.label: m.value for m in at.metric}["NPS"] == "+58.3"
+
+
+def test_startup_objects_are_frozen_once():
+    """app.py moves the objects its imports created out of the collector's full passes, once per process."""
+    code = ("import gc; from pages import _ui; assert gc.get_freeze_count() == 0; _ui.freeze_startup_objects(); "
+            "n = gc.get_freeze_count(); _ui.freeze_startup_objects(); print(n, gc.get_freeze_count())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parents[1])).stdout.split()
+    first, second = int(out[0]), int(out[1])
+    assert first > 50_000  # streamlit, plotly, ibis, pandas and cx: far more than a bare interpreter
+    assert second == first
+
+
+def test_the_launcher_prepares_exactly_what_a_first_overview_reads(app_db, monkeypatch):
+    """``make run``'s launcher computes the default Overview before the first visit; the page then finds
+    every number in the caches (the same functions and arguments), and shows them."""
+    from cx import insights
+    from pages import _serve
+
+    computed = []
+    real = insights.overview
+    monkeypatch.setattr(insights, "overview", lambda *a, **k: computed.append(1) or real(*a, **k))
+    _serve.prepare_default_overview()
+    assert computed == [1]
+    at = _app()  # no filters in the URL: the last 90 days of the data (to 30 Nov 2024) against the 90 before
+    assert computed == [1]  # the page computed nothing again
+    # 1 Sep – 30 Nov 2024 holds all twelve answers: 7 promoters, 4 detractors → NPS +25.0.
+    assert {m.label: m.value for m in at.metric}["NPS"] == "+25.0"

@@ -1,0 +1,83 @@
+"""``make run``'s launcher: Streamlit's own command line, with two things done before the first visitor.
+
+1. The app is declared st.navigation-based before the server starts. Streamlit treats an app with a
+   pages/ folder as an old-style multipage app until a session has run st.navigation, so a shared deep
+   link opened first after a restart would otherwise run that page without app.py's frame.
+2. While the server waits for its first visitor, a background thread imports the app's modules and
+   computes what the Overview shows with the default filters (sidebar, KPI tiles, NPS mix, what
+   changed) into the app's own caches, keyed on the data version as always. The first person to open
+   the app, often an executive in a meeting, then waits for a cache hit instead of the imports and the
+   queries (at 10 M responses about 4 s of the first Overview's 7 s). Nothing is precomputed that a
+   page would not compute itself, and a later import changes the data version as usual.
+
+Usage: ``python -m pages._serve run app.py [streamlit options]`` (what ``make run`` calls).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+_LOG = logging.getLogger("touchpoint.serve")
+
+
+def prepare_default_overview() -> None:
+    """Fill the caches the Overview reads on a first visit with no URL filters: the sidebar's numbers,
+    then the page's. The same cached functions and arguments as the page, so it finds them."""
+    from cx.engine import read_snapshot
+    from cx.filters import Filters
+    from pages import _ui
+
+    _ui.freeze_startup_objects()
+    store = _ui.get_store()
+    with read_snapshot(store):
+        v = _ui.version()
+        known = _ui.cached_dimension_values(v)
+        first, last = _ui.cached_span(v)
+        _ui.cached_row_counts(v)
+        _ui.cached_currencies(store.data_version())
+        _ui.cached_availability(v)
+        if first is None:  # an empty store: the Overview shows what to import, nothing to prepare
+            return
+        # As sidebar_filters builds them for a visit without filters in the URL.
+        default, _ = Filters.from_query_params({}, known)
+        filters = Filters(preset=default.preset, compare=default.compare).resolved(first, last)
+        settings = _ui.current_settings()
+        _ui.cached_overview(v, filters, settings)
+        _ui.cached_nps_mix(v, filters)
+
+
+def _prepare_when_ready(timeout: float = 120.0) -> None:
+    """Wait for Streamlit's runtime (its caches are the ones the pages use), then prepare. A failure
+    here is only logged: the page computes the same numbers itself and shows any error in plain words."""
+    from streamlit.runtime import Runtime
+
+    deadline = time.monotonic() + timeout
+    while not Runtime.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not Runtime.exists():
+        return
+    started = time.perf_counter()
+    try:
+        prepare_default_overview()
+    except Exception as exc:  # noqa: BLE001 - never take the server down; the page will say what is wrong
+        _LOG.warning("The Overview could not be prepared ahead of the first visit: %s", exc)
+        return
+    print(f"Touchpoint: the Overview is ready ({time.perf_counter() - started:.1f} s).", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    threading.Thread(target=_prepare_when_ready, name="touchpoint-prepare", daemon=True).start()
+    from streamlit.web.cli import main as streamlit_main
+
+    sys.argv = ["streamlit", *argv]
+    return streamlit_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
