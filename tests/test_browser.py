@@ -229,6 +229,24 @@ def test_a_shared_link_opened_in_a_fresh_browser_shows_the_same_numbers(demo_ser
     fresh.close()
 
 
+def test_the_filters_are_still_set_after_a_visit_to_a_manage_page(demo_server, page):
+    """Streamlit forgets a widget's value after a run that does not draw it; the Data page draws no
+    filters. The analyst's date range and channel must still be set on the way back."""
+    page.goto(demo_server["url"] + "/?range=all&f.channel=app")
+    _wait_page(page)
+    chosen = _kpis(page)
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.locator("a", has_text="Data").click()
+    page.get_by_role("heading", name="Data").first.wait_for(timeout=90_000)
+    _wait_page(page)
+    nav.locator("a", has_text="Overview").click()
+    page.get_by_role("heading", name="Overview").first.wait_for(timeout=90_000)
+    _wait_page(page)
+    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    assert "range=all" in link and "f.channel=app" in link, link
+    assert _kpis(page) == chosen
+
+
 @pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
 def test_presentation_mode_hides_the_chrome_and_fits_the_screen(demo_server, browser, size):
     ctx = browser.new_context(viewport={"width": size[0], "height": size[1]})
