@@ -23,32 +23,6 @@ import time
 _LOG = logging.getLogger("touchpoint.serve")
 
 
-def prepare_default_overview() -> None:
-    """Fill the caches the Overview reads on a first visit with no URL filters: the sidebar's numbers,
-    then the page's. The same cached functions and arguments as the page, so it finds them."""
-    from cx.engine import read_snapshot
-    from cx.filters import Filters
-    from pages import _ui
-
-    _ui.freeze_startup_objects()
-    store = _ui.get_store()
-    with read_snapshot(store):
-        v = _ui.version()
-        known = _ui.cached_dimension_values(v)
-        first, last = _ui.cached_span(v)
-        _ui.cached_row_counts(v)
-        _ui.cached_currencies(store.data_version())
-        _ui.cached_availability(v)
-        if first is None:  # an empty store: the Overview shows what to import, nothing to prepare
-            return
-        # As sidebar_filters builds them for a visit without filters in the URL.
-        default, _ = Filters.from_query_params({}, known)
-        filters = Filters(preset=default.preset, compare=default.compare).resolved(first, last)
-        settings = _ui.current_settings()
-        _ui.cached_overview(v, filters, settings)
-        _ui.cached_nps_mix(v, filters)
-
-
 def _prepare_when_ready(timeout: float = 120.0) -> None:
     """Wait for Streamlit's runtime (its caches are the ones the pages use), then prepare. A failure
     here is only logged: the page computes the same numbers itself and shows any error in plain words."""
@@ -59,6 +33,8 @@ def _prepare_when_ready(timeout: float = 120.0) -> None:
         time.sleep(0.05)
     if not Runtime.exists():
         return
+    from pages._ui import prepare_default_overview
+
     started = time.perf_counter()
     try:
         prepare_default_overview()

@@ -16,7 +16,8 @@ from cx.engine import engine_url, is_external
 from cx.errors import AmbiguousValues, TouchpointError, UnknownBatch
 from cx.export import to_csv_bytes
 from cx.store import TABLES
-from pages._ui import TABLE_LABELS, cached_batches, fmt_int, get_store, md_text, show_error
+from pages._ui import (TABLE_LABELS, cached_batches, fmt_int, get_store, md_text, prepare_overview_in_background,
+                       show_error)
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "tab", "dat", "psv", "gz", "xlsx", "xlsm", "xls", "ods", "parquet", "json",
                 "ndjson", "jsonl"]
@@ -243,6 +244,7 @@ def _import_tab() -> None:
             show_error(exc)
             return
         bar.empty()
+        prepare_overview_in_background()  # the next Overview of the new data is a cache hit
         # Rerun so the sidebar and every cached view see the new data version at once.
         st.session_state["data_last_result"] = {**result.as_dict(), "sha": sha}
         st.rerun()
@@ -273,6 +275,8 @@ def _import_all(saved) -> None:
                              "Updated": None, "Unchanged": None, "Duplicates": None, "Rejected": None,
                              "Problem": str(exc)})
         bar.empty()
+        if any(r["Batch"] is not None for r in rows):
+            prepare_overview_in_background()
         st.session_state["data_import_all"] = rows
         st.rerun()
     if summary:
@@ -296,6 +300,7 @@ def _confirm_remove(batch_id: int, label: str) -> None:
             except TouchpointError as exc:
                 show_error(exc)
                 return
+            prepare_overview_in_background()
             st.session_state["data_flash"] = (f"Removed batch {batch_id}: {fmt_int(out['rows_removed'])} rows removed, "
                                               f"{fmt_int(out['rows_restored'])} earlier versions restored.")
             st.rerun()

@@ -71,8 +71,21 @@ def app_store_path(tmp_path: Path, monkeypatch) -> Path:
     st.cache_resource.clear()
     st.cache_data.clear()
     yield db
+    finish_background_work()
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def finish_background_work(timeout: float = 120) -> None:
+    """Wait for the Overview the Data page prepares in the background after an import, so it never
+    runs into the next test's store."""
+    import threading
+
+    from pages._ui import PREPARE_THREAD
+
+    for thread in threading.enumerate():
+        if thread.name == PREPARE_THREAD:
+            thread.join(timeout)
 
 
 def run_app(query: dict | None = None, page: str | None = None):

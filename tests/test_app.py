@@ -143,3 +143,23 @@ def test_data_page_offers_no_import_when_tables_live_in_another_engine(app_db, m
     assert not at.exception, at.exception
     assert "imports are made there" in at.info[0].value
     assert len(at.file_uploader) == 0
+
+
+def test_after_an_import_the_overview_of_the_new_data_is_prepared_in_the_background(app_db, monkeypatch):
+    """The Data page starts computing the default Overview of the new data version once an import
+    commits, so the next visit to the Overview computes nothing itself and shows the imported answers."""
+    from cx import insights
+    from tests.conftest import finish_background_work
+
+    computed = []
+    real = insights.overview
+    monkeypatch.setattr(insights, "overview", lambda *a, **k: computed.append(1) or real(*a, **k))
+    at = _run_app()
+    at.file_uploader[0].upload("nps.csv", RESPONSES_CSV, "text/csv").run()
+    at.button(key=[b.key for b in at.button if b.key and b.key.startswith("data_import_")][0]).click().run()
+    assert not at.exception, at.exception
+    finish_background_work()
+    assert computed == [1]
+    viewer = run_app()  # someone opening the Overview next: r1 promoter, r2 detractor (r3 rejected) → NPS 0.0
+    assert computed == [1]
+    assert {m.label: m.value for m in viewer.metric}["NPS"] == "+0.0"

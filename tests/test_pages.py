@@ -143,12 +143,12 @@ def test_the_launcher_prepares_exactly_what_a_first_overview_reads(app_db, monke
     """``make run``'s launcher computes the default Overview before the first visit; the page then finds
     every number in the caches (the same functions and arguments), and shows them."""
     from cx import insights
-    from pages import _serve
+    from pages import _ui
 
     computed = []
     real = insights.overview
     monkeypatch.setattr(insights, "overview", lambda *a, **k: computed.append(1) or real(*a, **k))
-    _serve.prepare_default_overview()
+    _ui.prepare_default_overview()
     assert computed == [1]
     at = _app()  # no filters in the URL: the last 90 days of the data (to 30 Nov 2024) against the 90 before
     assert computed == [1]  # the page computed nothing again
