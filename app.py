@@ -43,9 +43,10 @@ ANALYSIS_PAGES = [overview, trends, segments, journey, churn, voice_page]
 ANALYSIS = {p.url_path for p in ANALYSIS_PAGES}
 
 page = st.navigation({"Analysis": ANALYSIS_PAGES, "Manage": [data, settings, decks_page]})
-# Streamlit forgets a widget's value after a run that does not draw it, and the Manage pages draw no
-# filters: assigning each filter's value back to its key keeps the analyst's choices for the way back.
-for _key in [k for k in st.session_state if str(k).startswith("flt_")]:
+# Streamlit forgets a widget's value after a run that does not draw it (the Manage pages draw no filters,
+# and each analysis page only its own options): assigning each shared filter's and page option's value back
+# to its key keeps the analyst's choices for the way back.
+for _key in [k for k in st.session_state if str(k).startswith(("flt_", "opt_"))]:
     st.session_state[_key] = st.session_state[_key]
 _meeting.before_page(page)  # presentation mode, deck stepping
 with st.sidebar:

@@ -229,9 +229,9 @@ def test_a_shared_link_opened_in_a_fresh_browser_shows_the_same_numbers(demo_ser
     fresh.close()
 
 
-def test_the_filters_are_still_set_after_a_visit_to_a_manage_page(demo_server, page):
+def test_filters_and_page_options_are_still_set_after_a_visit_to_another_page(demo_server, page):
     """Streamlit forgets a widget's value after a run that does not draw it; the Data page draws no
-    filters. The analyst's date range and channel must still be set on the way back."""
+    filters and the Overview none of Trends' options. The analyst's choices must still be set on the way back."""
     page.goto(demo_server["url"] + "/?range=all&f.channel=app")
     _wait_page(page)
     chosen = _kpis(page)
@@ -245,6 +245,17 @@ def test_the_filters_are_still_set_after_a_visit_to_a_manage_page(demo_server, p
     link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
     assert "range=all" in link and "f.channel=app" in link, link
     assert _kpis(page) == chosen
+    # A page's own options too: Trends by CSAT per quarter, to the Overview and back.
+    page.goto(demo_server["url"] + "/trends?metric=csat&grain=quarter")
+    _wait_page(page)
+    nav.locator("a", has_text="Overview").click()
+    page.get_by_role("heading", name="Overview").first.wait_for(timeout=90_000)
+    _wait_page(page)
+    nav.locator("a", has_text="Trends").click()
+    page.get_by_role("heading", name="Trends").first.wait_for(timeout=90_000)
+    _wait_page(page)
+    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    assert "metric=csat" in link and "grain=quarter" in link, link
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
