@@ -17,11 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # page url path -> element that shows the page has rendered its data
+# The peak is cumulative (one user's session), so the pages that hold the most go last: a light page's
+# row then shows what it holds, not what a heavy page before it held.
 PAGES = {"overview": '[data-testid="stMetric"]', "trends": '[data-testid="stPlotlyChart"]',
-         "segments": '[data-testid="stPlotlyChart"]', "journey": '[data-testid="stPlotlyChart"]',
-         "churn": '[data-testid="stPlotlyChart"]', "voice": '[data-testid="stMain"] h1',
-         "data": '[data-testid="stDataFrame"]', "settings": '[data-testid="stNumberInput"]',
-         "decks": '[data-testid="stMain"] h1'}
+         "segments": '[data-testid="stPlotlyChart"]', "data": '[data-testid="stDataFrame"]',
+         "settings": '[data-testid="stNumberInput"]', "decks": '[data-testid="stMain"] h1',
+         "journey": '[data-testid="stPlotlyChart"]', "churn": '[data-testid="stPlotlyChart"]',
+         "voice": '[data-testid="stMain"] h1'}
 LAUNCH = ["-m", "pages._serve"]  # as `make run` starts the app (see the Makefile)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
