@@ -531,6 +531,32 @@ def _apply_rules(cur, rules: list[Rule]) -> int:
 # -- refresh ----------------------------------------------------------------------------------------
 _REFRESH_LOCK = threading.Lock()
 
+# Comments one analysis may hold in the app's process (and in an import). Measured: 1.6 GB at the peak
+# for 589,428 comments (about 2.7 KB each: every comment in pandas, then TF-IDF, the models and the
+# themes), so 500,000 keep the app near its 2 GB budget. Beyond it the analysis runs from the command
+# line (`python -m cx voice`), which may use the machine's memory. TOUCHPOINT_VOICE_MAX_COMMENTS changes it.
+APP_MAX_COMMENTS = 500_000
+BYTES_PER_COMMENT = 2_700
+
+
+class TooManyComments(VoiceError):
+    """More comments than the app analyses in its own process."""
+
+
+def app_comment_limit() -> int:
+    """How many comments the app (its pages and imports) analyses itself."""
+    raw = os.environ.get("TOUCHPOINT_VOICE_MAX_COMMENTS", "").strip()
+    if not raw:
+        return APP_MAX_COMMENTS
+    try:
+        limit = int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise VoiceError(f"TOUCHPOINT_VOICE_MAX_COMMENTS={raw!r} is not a number of comments.",
+                         fix=f"Use a whole number such as 2000000, or unset it for the default ({APP_MAX_COMMENTS:,}).")
+    return limit
+
 
 @dataclass(frozen=True)
 class RefreshResult:
@@ -544,9 +570,11 @@ class RefreshResult:
                 "models": [r.as_dict() for r in self.reports]}
 
 
-def refresh(store: Store, *, force: bool = False) -> RefreshResult:
+def refresh(store: Store, *, force: bool = False, max_comments: int | None = None) -> RefreshResult:
     """Score every comment and find its themes when the comments changed since the last time (or
-    ``force``); a no-op otherwise. Writes ``comment_scores`` and ``comment_themes`` in one transaction."""
+    ``force``); a no-op otherwise. Writes ``comment_scores`` and ``comment_themes`` in one transaction.
+    ``max_comments``: refuse (``TooManyComments``, nothing written) rather than analyse more comments
+    than that in this process; the app passes ``app_comment_limit()``, the command line nothing."""
     with _REFRESH_LOCK:
         fp = fingerprint(store)
         state = store.get_setting("voice_state", {}) or {}
@@ -554,6 +582,15 @@ def refresh(store: Store, *, force: bool = False) -> RefreshResult:
             reports = tuple(ModelReport(**{**r, "band": tuple(r["band"]) if r.get("band") else None})
                             for r in state.get("models", []))
             return RefreshResult(int(state.get("comments", 0)), False, reports, int(state.get("themes", 0)))
+        n = int(fp.split(":")[1])
+        if max_comments is not None and n > max_comments:
+            need = max(1, round(n * BYTES_PER_COMMENT / 1e9))
+            raise TooManyComments(
+                f"The store holds {n:,} comments. Analysing them needs about {need} GB of memory, more than the "
+                f"app uses for it (it analyses up to {max_comments:,} comments itself).",
+                fix="Stop the app, run `python -m cx voice` once (on a machine with that much memory), then start "
+                    "the app again: the Voice page shows that analysis. Or raise TOUCHPOINT_VOICE_MAX_COMMENTS "
+                    "if this machine has the memory.")
         with store.cursor() as cur:
             frame = cur.execute(_all_comments_sql()).df()
         rules = load_rules(store)
@@ -648,8 +685,10 @@ def refresh_after_import(store: Store, kind: str, note=None) -> None:
     if note is not None:
         note(0.85, "Reading the comments: language, sentiment and themes")
     try:
-        refresh(store)
+        refresh(store, max_comments=app_comment_limit())
         store.set_setting("voice_error", None)
+    except TouchpointError as exc:  # said in plain words already, with its fix
+        store.set_setting("voice_error", str(exc))
     except Exception as exc:  # noqa: BLE001 - the import stands; the page offers a recompute with this message
         store.set_setting("voice_error", f"{type(exc).__name__}: {exc}")
 

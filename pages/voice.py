@@ -13,8 +13,8 @@ from cx import voice
 from cx.errors import TouchpointError
 from cx.export import to_xlsx_bytes
 from cx.filters import Filters
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, get_store, label_positions, page_option,
-                       show_chart, show_error, style_figure, table_download)
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, get_store, label_positions, md_text,
+                       page_option, show_chart, show_error, style_figure, table_download)
 
 SENTIMENT_COLOURS = {"negative": "#D55E00", "neutral": "#9E9E9E", "positive": "#009E73", "unscored": "#CFCFCF"}
 ORIGIN_LABELS = {"rule": "Analyst rule", "auto": "Discovered"}
@@ -74,18 +74,22 @@ if st.session_state.get("voice_checked") != v:
     try:
         if not voice.is_current(store):
             with st.spinner("Reading the comments: language, sentiment and themes…"):
-                voice.refresh(store)
+                voice.refresh(store, max_comments=voice.app_comment_limit())
     except TouchpointError as exc:
         show_error(exc)
         st.stop()
     st.session_state["voice_checked"] = v
 err = voice.last_error(store)
 if err:
-    st.warning(f"The comments of the last import could not be analysed: {err}", icon=":material/warning:")
+    st.warning(f"The comments of the last import could not be analysed: {md_text(err)}", icon=":material/warning:")
     if st.button("Analyse the comments again", key="voice_retry"):
-        with st.spinner("Reading the comments…"):
-            voice.refresh(store, force=True)
-            store.set_setting("voice_error", None)
+        try:
+            with st.spinner("Reading the comments…"):
+                voice.refresh(store, force=True, max_comments=voice.app_comment_limit())
+                store.set_setting("voice_error", None)
+        except TouchpointError as exc:
+            show_error(exc)
+            st.stop()
         st.rerun()
 rev = voice.revision(store)
 

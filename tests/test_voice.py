@@ -161,6 +161,30 @@ def test_analysis_at_import_can_be_deferred_to_first_use(store, monkeypatch):
     assert voice.current_counts(store) == {"comments": 1, "analysed": 1} and voice.is_current(store)
 
 
+def test_more_comments_than_the_app_analyses_are_refused_in_plain_words_and_left_to_the_command_line(
+        store, monkeypatch):
+    """The analysis holds every comment in memory (2.7 KB each measured), so the app and the import stop
+    at TOUCHPOINT_VOICE_MAX_COMMENTS and say how to run it instead; nothing is written, and the command
+    line (no limit) then analyses them."""
+    monkeypatch.setenv("TOUCHPOINT_VOICE_MAX_COMMENTS", "2")
+    result = import_comments(store, [(10, "Great service, thank you!"), (0, "Awful, never again."),
+                                     (2, "Terrible support, very slow.")])
+    assert result.added == 3  # the import stands
+    err = voice.last_error(store)
+    assert "The store holds 3 comments" in err and "up to 2 comments" in err and "python -m cx voice" in err
+    assert rows(store, "SELECT count(*) FROM comment_scores") == [(0,)] and not voice.is_current(store)
+    with pytest.raises(voice.TooManyComments, match="holds 3 comments"):
+        voice.refresh(store, max_comments=voice.app_comment_limit())
+    assert rows(store, "SELECT count(*) FROM comment_scores") == [(0,)]
+    assert voice.refresh(store).comments == 3  # as `python -m cx voice` runs it
+    assert voice.is_current(store)
+    monkeypatch.setenv("TOUCHPOINT_VOICE_MAX_COMMENTS", "many")
+    with pytest.raises(voice.VoiceError, match="'many' is not a number of comments"):
+        voice.app_comment_limit()
+    monkeypatch.delenv("TOUCHPOINT_VOICE_MAX_COMMENTS")
+    assert voice.app_comment_limit() == 500_000
+
+
 def test_a_changed_comment_is_not_counted_with_its_old_score(store):
     import_comments(store, [(10, "Great service, thank you!")], name="a")
     with store.transaction() as cur:  # an edit behind the importer's back: the score is now stale

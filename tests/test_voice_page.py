@@ -172,3 +172,19 @@ def test_a_label_with_no_free_spot_is_left_to_the_hover_text():
     assert texts[0] == "theme 0" and texts[12] == "theme 12"
     assert 1 <= sum(1 for t in texts[:12] if t) <= 8 and "" in texts
     assert label_positions([], [], []) == ([], [])
+
+
+def test_more_comments_than_the_app_analyses_get_a_plain_message_not_a_long_wait(app_store_path, monkeypatch):
+    """Five comments imported with the analysis deferred, and the app allowed three: the page says how
+    many there are, what it would take and how to run it, instead of analysing them in its own process."""
+    monkeypatch.setenv("TOUCHPOINT_VOICE", "defer")
+    monkeypatch.setenv("TOUCHPOINT_VOICE_MAX_COMMENTS", "3")
+    store = open_store(app_store_path)
+    frame = pd.DataFrame({"response_id": [f"r{i + 1}" for i in range(len(ANSWERS))],
+                          "submitted_at": [pd.Timestamp(a[0]) for a in ANSWERS], "nps": [a[1] for a in ANSWERS],
+                          "channel": [a[2] for a in ANSWERS], "comment": [a[3] for a in ANSWERS]})
+    ingest.import_frame(store, "responses", frame, file_name="fixture")
+    at = _open()
+    shown = " ".join(e.value for e in at.error) + " ".join(i.value for i in at.info) + _markdown_text(at)
+    assert "The store holds 5 comments" in shown and "python -m cx voice" in shown, shown
+    assert not voice.is_current(store)
