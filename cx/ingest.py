@@ -612,8 +612,12 @@ def _read_json_records(cur, path: Path, source: Path, text: str, limit_sql: str,
     # maximum_depth=1 keeps every value as its JSON text: the import, not the JSON reader, decides how
     # text becomes dates and numbers (the reader would turn "2024-03-10T23:30+02:00" into UTC early and
     # a date like 03/04/2024 into whatever it guesses).
+    # maximum_object_size bounds one record (or one object that wraps them all, which is then named as
+    # such) at 64 MiB. The reader reserves buffers of twice that against DuckDB's memory limit whatever
+    # the file's size: with 256 MiB even a two-line file failed under the store's 1 GB limit
+    # (cx.store.DEFAULT_DUCKDB_MEMORY), though little of it becomes resident.
     reader = (f"read_json(?, format='{'newline_delimited' if ndjson else 'array'}', maximum_depth=1, "
-              "maximum_object_size=268435456)")
+              "maximum_object_size=67108864)")
     try:
         described = cur.execute(f"DESCRIBE SELECT * FROM {reader}", [str(source)]).fetchall()
     except duckdb.Error as exc:
