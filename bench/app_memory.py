@@ -74,9 +74,11 @@ def measure(size: str, db: Path, port: int, log=print, timeout_ms: int = 180_000
                     if exc_count:
                         ok, note = False, f"{exc_count} exception(s) shown"
                     elif page.locator('[data-testid="stAlertContentError"]').count():
-                        # The page stopped with a message instead of its content: say so beside the figure.
-                        text = page.locator('[data-testid="stAlertContentError"]').first.inner_text()
-                        note = "shows an error instead of its content: " + " ".join(text.split())[:150]
+                        # The page stopped with a message instead of its content: its memory figure does
+                        # not show it serving the page, so the measure is not met; the note says why.
+                        text = " ".join(page.locator('[data-testid="stAlertContentError"]').first.inner_text().split())
+                        text = text.removeprefix("error ")  # the alert's icon, read as its name
+                        ok, note = False, "shows an error instead of its content: " + text[:150]
                 except Exception as exc:  # a page that does not render is a failed measure
                     ok, note = False, f"{type(exc).__name__}: {str(exc)[:160]}"
                 seconds = time.perf_counter() - t0
