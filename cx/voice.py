@@ -588,7 +588,7 @@ def refresh(store: Store, *, force: bool = False, max_comments: int | None = Non
             raise TooManyComments(
                 f"The store holds {n:,} comments. Analysing them needs about {need} GB of memory, more than the "
                 f"app uses for it (it analyses up to {max_comments:,} comments itself).",
-                fix="Stop the app, run `python -m cx voice` once (on a machine with that much memory), then start "
+                fix="Stop the app, run python -m cx voice once (on a machine with that much memory), then start "
                     "the app again: the Voice page shows that analysis. Or raise TOUCHPOINT_VOICE_MAX_COMMENTS "
                     "if this machine has the memory.")
         with store.cursor() as cur:
