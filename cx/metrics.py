@@ -1006,7 +1006,8 @@ def format_value(metric: str, value: float | None) -> str:
     if value is None or (isinstance(value, float) and (math.isnan(value) or np.isinf(value))):
         return "–"
     if m.unit == "points":
-        return f"{value:+.{m.decimals}f}"
+        text = f"{value:+.{m.decimals}f}"
+        return text[1:] if float(text) == 0 else text  # "0.0", not "+0.0" or "-0.0"
     if m.unit == "percent":
         return f"{value:.{m.decimals}f}%"
     if m.unit == "hours":

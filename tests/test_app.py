@@ -162,4 +162,4 @@ def test_after_an_import_the_overview_of_the_new_data_is_prepared_in_the_backgro
     assert computed == [1]
     viewer = run_app()  # someone opening the Overview next: r1 promoter, r2 detractor (r3 rejected) → NPS 0.0
     assert computed == [1]
-    assert {m.label: m.value for m in viewer.metric}["NPS"] == "+0.0"
+    assert {m.label: m.value for m in viewer.metric}["NPS"] == "0.0"  # no sign on zero

@@ -481,6 +481,8 @@ def test_each_store_gets_its_own_backend_even_when_an_old_one_is_gone(tmp_path):
 
 def test_format_value_uses_units():
     assert metrics.format_value("nps", 32.456) == "+32.5"
+    assert metrics.format_value("nps", -4.25) == "-4.2"
+    assert metrics.format_value("nps", 0.0) == "0.0" and metrics.format_value("nps", -0.04) == "0.0"
     assert metrics.format_value("csat", 71.26) == "71.3%"
     assert metrics.format_value("ttr_median", 30.0) == "30.0 h"
     assert metrics.format_value("ttr_median", 72.0) == "3.0 d"
