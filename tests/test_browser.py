@@ -229,32 +229,30 @@ def test_a_shared_link_opened_in_a_fresh_browser_shows_the_same_numbers(demo_ser
     fresh.close()
 
 
+def _navigate(page, name: str) -> str:
+    """Click ``name`` in the sidebar navigation, wait for the page, and return its share link."""
+    page.get_by_test_id("stSidebarNav").locator("a", has_text=name).click()
+    page.get_by_role("heading", name=name).first.wait_for(timeout=90_000)
+    _wait_page(page)
+    code = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]')
+    return code.inner_text().strip() if code.count() else ""
+
+
 def test_filters_and_page_options_are_still_set_after_a_visit_to_another_page(demo_server, page):
     """Streamlit forgets a widget's value after a run that does not draw it; the Data page draws no
     filters and the Overview none of Trends' options. The analyst's choices must still be set on the way back."""
     page.goto(demo_server["url"] + "/?range=all&f.channel=app")
     _wait_page(page)
     chosen = _kpis(page)
-    nav = page.get_by_test_id("stSidebarNav")
-    nav.locator("a", has_text="Data").click()
-    page.get_by_role("heading", name="Data").first.wait_for(timeout=90_000)
-    _wait_page(page)
-    nav.locator("a", has_text="Overview").click()
-    page.get_by_role("heading", name="Overview").first.wait_for(timeout=90_000)
-    _wait_page(page)
-    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    _navigate(page, "Data")
+    link = _navigate(page, "Overview")
     assert "range=all" in link and "f.channel=app" in link, link
     assert _kpis(page) == chosen
     # A page's own options too: Trends by CSAT per quarter, to the Overview and back.
     page.goto(demo_server["url"] + "/trends?metric=csat&grain=quarter")
     _wait_page(page)
-    nav.locator("a", has_text="Overview").click()
-    page.get_by_role("heading", name="Overview").first.wait_for(timeout=90_000)
-    _wait_page(page)
-    nav.locator("a", has_text="Trends").click()
-    page.get_by_role("heading", name="Trends").first.wait_for(timeout=90_000)
-    _wait_page(page)
-    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    _navigate(page, "Overview")
+    link = _navigate(page, "Trends")
     assert "metric=csat" in link and "grain=quarter" in link, link
 
 
