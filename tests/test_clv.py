@@ -142,6 +142,26 @@ def test_published_cdnow_estimates_from_the_customer_summary():
 
 @pytest.mark.datasets
 @pytest.mark.skipif(not CDNOW.is_dir(), reason="CDNOW files not found")
+def test_customers_sharing_a_history_are_fitted_as_one_weighted_term():
+    """The fit evaluates each distinct (x, t_x, T) once, weighted by its customers: the likelihood it
+    reports is the sum over every customer, and the CDNOW customers listed twice fit as with weight 2."""
+    d = pd.read_csv(CDNOW / "cdnow_customers_summary_with_transactions.csv")
+    assert len(d.drop_duplicates(["x", "t_x", "T"])) < len(d)  # some customers do share a history
+    bg = clv.fit_bgnbd(d["x"], d["t_x"], d["T"], unit="week")
+    every = clv.bgnbd_log_likelihood((bg.r, bg.alpha, bg.a, bg.b), d["x"], d["t_x"], d["T"])
+    assert bg.log_likelihood == pytest.approx(every, rel=1e-12)
+    twice = pd.concat([d, d])
+    doubled = clv.fit_bgnbd(twice["x"], twice["t_x"], twice["T"], unit="week")
+    weighted = clv.fit_bgnbd(d["x"], d["t_x"], d["T"], unit="week", weights=np.full(len(d), 2.0))
+    assert doubled.log_likelihood == pytest.approx(2 * bg.log_likelihood, rel=1e-9)
+    assert doubled.log_likelihood == pytest.approx(weighted.log_likelihood, rel=1e-12)
+    assert doubled.n == weighted.n == 2 * len(d)
+    for k in ("r", "alpha", "a", "b"):
+        assert getattr(doubled, k) == pytest.approx(getattr(bg, k), rel=1e-4), k
+
+
+@pytest.mark.datasets
+@pytest.mark.skipif(not CDNOW.is_dir(), reason="CDNOW files not found")
 def test_published_cdnow_estimates_from_the_raw_transactions(store):
     result = _cdnow_sample(store)
     assert (result.rows_read, result.added, result.rejected) == (6919, 6919, 0)
