@@ -176,6 +176,22 @@ def test_dropped_customers_lists_who_reached_the_previous_step_only(journeys):
         funnel.dropped_customers(journeys, q, 1)
 
 
+def test_one_matching_answers_the_pages_questions_and_a_new_import_is_seen(journeys, monkeypatch):
+    """The step table, the cohorts and the drop-offs of one funnel share one per-customer matching;
+    an import changes the data version, and the next answer counts the new events."""
+    monkeypatch.setattr(funnel, "_MATCHED", funnel.OrderedDict())
+    q = FunnelQuery.build(["A", "B", "C"])
+    assert funnel.compute_funnel(journeys, q)["customers"].tolist() == counts(journeys)
+    funnel.conversion_trend(journeys, q, "week")
+    funnel.dropped_customers(journeys, q, 3)
+    assert len(funnel._MATCHED) == 1
+    before = counts(journeys)
+    # c12 does A, B and C within a day: one more customer at every step.
+    load(journeys, [("c12", d(2), "A", "web"), ("c12", d(2, 1), "B", "web"), ("c12", d(2, 2), "C", "web")])
+    assert counts(journeys) == [n + 1 for n in before]
+    assert len(funnel._MATCHED) == 2  # the new data version's matching, beside the old one
+
+
 def test_conversion_trend_by_weekly_cohort_flags_cohorts_still_open(journeys):
     trend = funnel.conversion_trend(journeys, FunnelQuery.build(["A", "B", "C"]), "week")
     # Week of 26 Feb: c1–c7, c9 enter, c1, c2, c4, c6 convert. Week of 4 March: c11. Week of 18 March: c8.
