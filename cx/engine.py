@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 import ibis
 
 from cx.errors import TouchpointError
-from cx.store import Store, open_store
+from cx.store import Store, open_store, read_data_version
 
 SPARK_SCHEMES = ("spark://", "pyspark://")
 DEFAULT_SPARK_MASTER = "local[2]"
@@ -185,4 +185,4 @@ def snapshot_data_version(store: Store) -> int:
     con = getattr(_SNAPSHOT, "con", None)
     if con is None:
         return store.data_version()
-    return int(con.execute("SELECT data_version FROM meta").fetchone()[0])
+    return read_data_version(con)

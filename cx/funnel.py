@@ -85,7 +85,7 @@ from cx import stats
 from cx.engine import read_cursor
 from cx.errors import TouchpointError, UnknownDimension
 from cx.metrics import as_date
-from cx.store import Store, quote_ident
+from cx.store import Store, quote_ident, read_data_version
 
 MODES = {
     "sequential": "Sequential (other events allowed between steps)",
@@ -350,7 +350,7 @@ def _over_funnel(store: Store, base: str, params: dict, question: str) -> pd.Dat
     computed once per store, data version and query."""
     base_params = _used(base, params)
     with read_cursor(store) as cur:
-        version = cur.execute("SELECT data_version FROM meta").fetchone()[0]
+        version = read_data_version(cur)  # on the cursor that reads the matching: never a newer one
         key = (str(store.path), version, base, tuple(sorted((k, _freeze(v)) for k, v in base_params.items())))
         with _MATCHED_LOCK:
             matched = _MATCHED.get(key)

@@ -264,6 +264,11 @@ def duckdb_memory_limit() -> str:
     return limit
 
 
+def read_data_version(cur: duckdb.DuckDBPyConnection) -> int:
+    """The data version as ``cur`` sees it (inside its transaction, the version of what it reads)."""
+    return int(cur.execute("SELECT data_version FROM meta").fetchone()[0])
+
+
 class Store:
     """A Touchpoint store: one DuckDB file, one read-write connection, a cursor per query."""
 
@@ -394,7 +399,7 @@ class Store:
     def data_version(self) -> int:
         """A number that changes whenever imported data changes (use it in cache keys)."""
         with self.cursor() as cur:
-            return int(cur.execute("SELECT data_version FROM meta").fetchone()[0])
+            return read_data_version(cur)
 
     def row_counts(self) -> dict[str, int]:
         """Rows now in each canonical table."""
