@@ -231,7 +231,7 @@ def _work_import(task: dict) -> dict:
                                     options=ingest.Options(csat_scale=(1, 5), ces_scale=(1, 7)))
         ingest_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        voice.refresh(store)
+        voice.refresh(store, limited=False)  # as `python -m cx voice` does
         analysis_s = time.perf_counter() - t0
         store.close()
     return {"ingest_s": ingest_s, "analysis_s": analysis_s, "raw_s": raw_s, "rows": result.rows_read,

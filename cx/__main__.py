@@ -268,7 +268,7 @@ def _cmd_voice(args: argparse.Namespace) -> int:
     from cx.store import open_store
 
     store = open_store(args.db)
-    result = voice.refresh(store)
+    result = voice.refresh(store, limited=False)  # asked for by name: as many comments as there are
     if getattr(args, "themes", False):
         frame = voice.theme_impact(store, source=args.source, metric=args.metric, start=args.start, end=args.end)
         if args.format == "table":

@@ -131,11 +131,16 @@ def _all_comments_sql() -> str:
 def fingerprint(store: Store) -> str:
     """A digest of every comment, its label and the model version: equal digests mean the stored
     scores are current."""
+    return _fingerprint(store)[0]
+
+
+def _fingerprint(store: Store) -> tuple[str, int]:
+    """``fingerprint``, and the number of comments it covers."""
     with store.cursor() as cur:
         n, h = cur.execute(
             f"SELECT count(*), CAST(coalesce(sum(hash(source, id, text, sign, hint)), 0) AS VARCHAR) "
             f"FROM ({_all_comments_sql()})").fetchone()
-    return f"{MODEL_VERSION}:{n}:{h}"
+    return f"{MODEL_VERSION}:{n}:{h}", int(n)
 
 
 # -- language ---------------------------------------------------------------------------------------
@@ -570,19 +575,20 @@ class RefreshResult:
                 "models": [r.as_dict() for r in self.reports]}
 
 
-def refresh(store: Store, *, force: bool = False, max_comments: int | None = None) -> RefreshResult:
+def refresh(store: Store, *, force: bool = False, limited: bool = True) -> RefreshResult:
     """Score every comment and find its themes when the comments changed since the last time (or
     ``force``); a no-op otherwise. Writes ``comment_scores`` and ``comment_themes`` in one transaction.
-    ``max_comments``: refuse (``TooManyComments``, nothing written) rather than analyse more comments
-    than that in this process; the app passes ``app_comment_limit()``, the command line nothing."""
+    ``limited``: refuse (``TooManyComments``, nothing written) rather than analyse more than
+    ``app_comment_limit()`` comments in this process, as the app and imports do; the command line
+    (``python -m cx voice``) passes False."""
     with _REFRESH_LOCK:
-        fp = fingerprint(store)
+        fp, n = _fingerprint(store)
         state = store.get_setting("voice_state", {}) or {}
         if not force and state.get("fingerprint") == fp:
             reports = tuple(ModelReport(**{**r, "band": tuple(r["band"]) if r.get("band") else None})
                             for r in state.get("models", []))
             return RefreshResult(int(state.get("comments", 0)), False, reports, int(state.get("themes", 0)))
-        n = int(fp.split(":")[1])
+        max_comments = app_comment_limit() if limited else None
         if max_comments is not None and n > max_comments:
             need = max(1, round(n * BYTES_PER_COMMENT / 1e9))
             raise TooManyComments(
@@ -685,7 +691,7 @@ def refresh_after_import(store: Store, kind: str, note=None) -> None:
     if note is not None:
         note(0.85, "Reading the comments: language, sentiment and themes")
     try:
-        refresh(store, max_comments=app_comment_limit())
+        refresh(store)
         store.set_setting("voice_error", None)
     except TouchpointError as exc:  # said in plain words already, with its fix
         store.set_setting("voice_error", str(exc))

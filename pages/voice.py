@@ -74,7 +74,7 @@ if st.session_state.get("voice_checked") != v:
     try:
         if not voice.is_current(store):
             with st.spinner("Reading the comments: language, sentiment and themes…"):
-                voice.refresh(store, max_comments=voice.app_comment_limit())
+                voice.refresh(store)
     except TouchpointError as exc:
         show_error(exc)
         st.stop()
@@ -85,7 +85,7 @@ if err:
     if st.button("Analyse the comments again", key="voice_retry"):
         try:
             with st.spinner("Reading the comments…"):
-                voice.refresh(store, force=True, max_comments=voice.app_comment_limit())
+                voice.refresh(store, force=True)
                 store.set_setting("voice_error", None)
         except TouchpointError as exc:
             show_error(exc)

@@ -174,9 +174,9 @@ def test_more_comments_than_the_app_analyses_are_refused_in_plain_words_and_left
     assert "The store holds 3 comments" in err and "up to 2 comments" in err and "python -m cx voice" in err
     assert rows(store, "SELECT count(*) FROM comment_scores") == [(0,)] and not voice.is_current(store)
     with pytest.raises(voice.TooManyComments, match="holds 3 comments"):
-        voice.refresh(store, max_comments=voice.app_comment_limit())
+        voice.refresh(store)
     assert rows(store, "SELECT count(*) FROM comment_scores") == [(0,)]
-    assert voice.refresh(store).comments == 3  # as `python -m cx voice` runs it
+    assert voice.refresh(store, limited=False).comments == 3  # as `python -m cx voice` runs it
     assert voice.is_current(store)
     monkeypatch.setenv("TOUCHPOINT_VOICE_MAX_COMMENTS", "many")
     with pytest.raises(voice.VoiceError, match="'many' is not a number of comments"):
