@@ -15,17 +15,13 @@ Usage: ``python -m pages._serve run app.py [streamlit options]`` (what ``make ru
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
 
-_LOG = logging.getLogger("touchpoint.serve")
-
 
 def _prepare_when_ready(timeout: float = 120.0) -> None:
-    """Wait for Streamlit's runtime (its caches are the ones the pages use), then prepare. A failure
-    here is only logged: the page computes the same numbers itself and shows any error in plain words."""
+    """Wait for Streamlit's runtime (its caches are the ones the pages use), then prepare."""
     from streamlit.runtime import Runtime
 
     deadline = time.monotonic() + timeout
@@ -33,15 +29,12 @@ def _prepare_when_ready(timeout: float = 120.0) -> None:
         time.sleep(0.05)
     if not Runtime.exists():
         return
-    from pages._ui import prepare_default_overview
+    # Imported here, in the background: the app's modules load while the server starts.
+    from pages._ui import try_prepare_default_overview
 
     started = time.perf_counter()
-    try:
-        prepare_default_overview()
-    except Exception as exc:  # noqa: BLE001 - never take the server down; the page will say what is wrong
-        _LOG.warning("The Overview could not be prepared ahead of the first visit: %s", exc)
-        return
-    print(f"Touchpoint: the Overview is ready ({time.perf_counter() - started:.1f} s).", flush=True)
+    if try_prepare_default_overview():
+        print(f"Touchpoint: the Overview is ready ({time.perf_counter() - started:.1f} s).", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -250,18 +250,21 @@ def prepare_default_overview() -> None:
 PREPARE_THREAD = "touchpoint-prepare"
 
 
+def try_prepare_default_overview() -> bool:
+    """``prepare_default_overview``, a failure only logged: it runs in the background, and the page
+    computes the same numbers itself and explains any error. True when the Overview is ready."""
+    try:
+        prepare_default_overview()
+    except Exception as exc:  # noqa: BLE001 - a background convenience must never surface as a crash
+        logging.getLogger("touchpoint").warning("The Overview could not be prepared ahead of a visit: %s", exc)
+        return False
+    return True
+
+
 def prepare_overview_in_background() -> threading.Thread:
     """After an import or a batch removal: the default Overview of the new data version, computed in a
-    background thread so whoever opens it next (at 10 M responses 1.5 s of queries) gets a cache hit.
-    A failure is only logged; the page computes the same numbers itself and explains any error."""
-
-    def run() -> None:
-        try:
-            prepare_default_overview()
-        except Exception as exc:  # noqa: BLE001 - a background convenience must never surface as a crash
-            logging.getLogger("touchpoint").warning("The Overview could not be prepared in the background: %s", exc)
-
-    thread = threading.Thread(target=run, name=PREPARE_THREAD, daemon=True)
+    background thread so whoever opens it next (at 10 M responses 1.5 s of queries) gets a cache hit."""
+    thread = threading.Thread(target=try_prepare_default_overview, name=PREPARE_THREAD, daemon=True)
     thread.start()
     return thread
 
@@ -404,8 +407,9 @@ def label_positions(x, y, labels, *, width: float = 860, height: float = 380, fo
     """Text positions for the labels of a scatter chart so that they do not overlap each other or the
     markers: each label (in the given order, most important first) takes the first spot around its
     point that collides with nothing placed so far, else the first that only covers a marker; a label
-    with no spot clear of the other labels is left to the hover text (its text becomes ""). Geometry is estimated in pixels for a plot ``width`` × ``height`` with
-    Plotly's autorange padding; labels "" are not placed. Returns (textposition, text) per point."""
+    with no spot clear of the other labels is left to the hover text (its text becomes ""). Geometry is
+    estimated in pixels for a plot ``width`` × ``height`` with Plotly's autorange padding; labels "" are
+    not placed. Returns (textposition, text) per point."""
     xs, ys = [float(v) for v in x], [float(v) for v in y]
     if not xs:
         return [], []
