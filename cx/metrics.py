@@ -912,8 +912,7 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
                         sums.append(raw.assign(_d=d or ""))
                     every = pd.concat(sums, ignore_index=True)
                     for name, m, _ in shared:
-                        raw = every[["_per", "_d", "_val", *cols[name]]].rename(columns=cols[name])
-                        raw = raw[pd.to_numeric(raw["n"], errors="coerce").fillna(0) > 0]
+                        raw = _member(every, ["_per", "_d", "_val"], cols[name])
                         if m.kind == "mean":
                             raw = _means_from_sums(raw)
                         out[name].update(_compare_long(m, raw, together, alpha, min_n, span))
