@@ -163,15 +163,17 @@ def test_analysis_at_import_can_be_deferred_to_first_use(store, monkeypatch):
 
 def test_more_comments_than_the_app_analyses_are_refused_in_plain_words_and_left_to_the_command_line(
         store, monkeypatch):
-    """The analysis holds every comment in memory (2.7 KB each measured), so the app and the import stop
-    at TOUCHPOINT_VOICE_MAX_COMMENTS and say how to run it instead; nothing is written, and the command
-    line (no limit) then analyses them."""
+    """The analysis holds every distinct comment in memory (2.7 KB each measured), so the app and the
+    import stop at TOUCHPOINT_VOICE_MAX_COMMENTS different comments and say how to run it instead;
+    nothing is written, and the command line (no limit) then analyses them. Repeats of a comment (same
+    text and score label) cost nothing: they are analysed once."""
     monkeypatch.setenv("TOUCHPOINT_VOICE_MAX_COMMENTS", "2")
     result = import_comments(store, [(10, "Great service, thank you!"), (0, "Awful, never again."),
                                      (2, "Terrible support, very slow.")])
     assert result.added == 3  # the import stands
     err = voice.last_error(store)
-    assert "The store holds 3 comments" in err and "up to 2 comments" in err and "python -m cx voice" in err
+    assert "The store holds 3 comments, 3 of them different" in err and "up to 2 different comments" in err
+    assert "python -m cx voice" in err
     assert rows(store, "SELECT count(*) FROM comment_scores") == [(0,)] and not voice.is_current(store)
     with pytest.raises(voice.TooManyComments, match="holds 3 comments"):
         voice.refresh(store)
@@ -183,6 +185,18 @@ def test_more_comments_than_the_app_analyses_are_refused_in_plain_words_and_left
         voice.app_comment_limit()
     monkeypatch.delenv("TOUCHPOINT_VOICE_MAX_COMMENTS")
     assert voice.app_comment_limit() == 500_000
+
+
+def test_repeated_comments_count_once_towards_the_limit_and_each_gets_its_score(store, monkeypatch):
+    monkeypatch.setenv("TOUCHPOINT_VOICE_MAX_COMMENTS", "3")
+    import_comments(store, [(10, "Great service, thank you!")] * 4 + [(0, "Awful, never again.")] * 3
+                    + [(9, "Great service, thank you!")])  # one text under two labels (10 and 9 are both promoters)
+    assert voice.last_error(store) is None
+    assert rows(store, "SELECT sentiment_label, count(*) FROM comment_scores GROUP BY 1 ORDER BY 1") == [
+        ("negative", 3), ("positive", 5)]
+    assert voice.current_counts(store) == {"comments": 8, "analysed": 8}
+    report = voice.model_reports(store)[0]
+    assert (report.comments, report.negative_labelled, report.positive_labelled) == (8, 3, 5)
 
 
 def test_a_changed_comment_is_not_counted_with_its_old_score(store):

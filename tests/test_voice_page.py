@@ -186,5 +186,5 @@ def test_more_comments_than_the_app_analyses_get_a_plain_message_not_a_long_wait
     ingest.import_frame(store, "responses", frame, file_name="fixture")
     at = _open()
     shown = " ".join(e.value for e in at.error) + " ".join(i.value for i in at.info) + _markdown_text(at)
-    assert "The store holds 5 comments" in shown and "python -m cx voice" in shown, shown
+    assert "The store holds 5 comments, 5 of them different" in shown and "python -m cx voice" in shown, shown
     assert not voice.is_current(store)
