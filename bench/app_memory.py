@@ -23,7 +23,7 @@ PAGES = {"overview": '[data-testid="stMetric"]', "trends": '[data-testid="stPlot
          "segments": '[data-testid="stPlotlyChart"]', "data": '[data-testid="stDataFrame"]',
          "settings": '[data-testid="stNumberInput"]', "decks": '[data-testid="stMain"] h1',
          "journey": '[data-testid="stPlotlyChart"]', "churn": '[data-testid="stPlotlyChart"]',
-         "voice": '[data-testid="stMain"] h1'}
+         "voice": '[data-testid="stPlotlyChart"]'}  # the page's charts: its analysis shown, not only its title
 LAUNCH = ["-m", "pages._serve"]  # as `make run` starts the app (see the Makefile)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]

@@ -375,12 +375,17 @@ def show_chart(fig: go.Figure, key: str) -> None:
 
 
 def table_download(frame, file_stem: str, key: str, label: str = "Download CSV") -> None:
-    """Formula-safe CSV and XLSX downloads of a table (see cx.export); the XLSX is built on click."""
+    """Formula-safe CSV and XLSX downloads of a table (see cx.export); the XLSX is built on click.
+    ``frame`` may be a function returning the table (it runs outside the page script, so it must not
+    use Streamlit): then the table itself is read only when a download is clicked, for exports too
+    large to build on every rerun."""
     from cx.export import to_csv_bytes, to_xlsx_bytes
 
+    get = frame if callable(frame) else (lambda: frame)
     with st.container(horizontal=True):
-        st.download_button(label, to_csv_bytes(frame), file_name=f"{file_stem}.csv", mime="text/csv", key=key)
-        st.download_button("Download XLSX", lambda: to_xlsx_bytes(frame), file_name=f"{file_stem}.xlsx",
+        st.download_button(label, (lambda: to_csv_bytes(get())) if callable(frame) else to_csv_bytes(frame),
+                           file_name=f"{file_stem}.csv", mime="text/csv", key=key)
+        st.download_button("Download XLSX", lambda: to_xlsx_bytes(get()), file_name=f"{file_stem}.xlsx",
                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}_xlsx")
 
 

@@ -11,7 +11,6 @@ import streamlit as st
 
 from cx import voice
 from cx.errors import TouchpointError
-from cx.export import to_xlsx_bytes
 from cx.filters import Filters
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, get_store, label_positions, md_text,
                        page_option, show_chart, show_error, style_figure, table_download)
@@ -293,13 +292,11 @@ with tab_verbatims:
                                     "sentiment": "Sentiment", "themes": "Themes", "channel": "Channel",
                                     "customer": "Customer", "language": "Language",
                                     "sentiment_score": st.column_config.NumberColumn("Sentiment score", format="%+.2f")})
-        everything, _ = _verbatims(*args, EXPORT_LIMIT, 0)
-        d1, d2 = st.columns([1, 5])
-        with d1:
-            table_download(everything, "voice_comments", key="voice_comments_csv")
-        d2.download_button("Download XLSX", to_xlsx_bytes(everything, "Comments"), file_name="voice_comments.xlsx",
-                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                           key="voice_comments_xlsx")
+        # Read and built when a download is clicked, not on every rerun (up to 100,000 comments).
+        query = dict(source=source, start=filters.start, end=filters.end, where=filters.where, search=search,
+                     themes=tuple(pick_themes), sentiments=tuple(pick_sent), categories=tuple(pick_cat),
+                     limit=EXPORT_LIMIT)
+        table_download(lambda q=query: voice.verbatims(store, **q)[0], "voice_comments", key="voice_comments_csv")
         if total > EXPORT_LIMIT:
             st.caption(f"Downloads hold the newest {EXPORT_LIMIT:,} of the {total:,} matching comments.")
 

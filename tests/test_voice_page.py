@@ -188,3 +188,27 @@ def test_more_comments_than_the_app_analyses_get_a_plain_message_not_a_long_wait
     shown = " ".join(e.value for e in at.error) + " ".join(i.value for i in at.info) + _markdown_text(at)
     assert "The store holds 5 comments, 5 of them different" in shown and "python -m cx voice" in shown, shown
     assert not voice.is_current(store)
+
+
+def test_comment_downloads_are_built_on_click_with_every_matching_comment(voice_db, monkeypatch):
+    """The comment export (up to 100,000 rows) is read and written only when a download is clicked, not
+    on every rerun; clicked, it holds every matching comment. One CSV and one XLSX button."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    deferred = {}
+    real = MediaFileManager.add_deferred
+
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        deferred[file_name] = data_callable
+        return real(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    at = _open()
+    keys = [b.proto.id.split("-", 2)[-1] for b in at.get("download_button")]
+    assert [k for k in keys if k.startswith("voice_comments")] == ["voice_comments_csv", "voice_comments_csv_xlsx"]
+    assert not any(b.proto.url for b in at.get("download_button") if "voice_comments" in b.proto.id)
+    csv = deferred["voice_comments.csv"]().decode("utf-8-sig")
+    lines = csv.strip().splitlines()
+    assert len(lines) == 1 + 5  # header and the five comments, newest first
+    assert "Support was fine." in lines[1] and "The delivery was late, awful." in lines[-1]
+    assert deferred["voice_comments.xlsx"]()[:2] == b"PK"  # an XLSX (zip) file
