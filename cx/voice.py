@@ -932,9 +932,9 @@ def metrics_with_data(store: Store, source: str = "responses") -> list[str]:
     src = _source(source)
     cols = ["nps", "csat", "ces"] if src.table == "responses" else ["csat"]
     with read_cursor(store) as cur:
-        counts = cur.execute(f"SELECT {', '.join(f'count({c})' for c in cols)} FROM ({_comments_sql(src)}) c "
-                             f"JOIN {quote_ident(src.table)} t ON CAST(t.{quote_ident(src.key)} AS VARCHAR) = c.id"
-                             ).fetchone()
+        has_text = f"{src.text} IS NOT NULL AND trim({src.text}) <> ''"  # as _comments_sql, in one scan
+        counts = cur.execute(f"SELECT {', '.join(f'count({c}) FILTER (WHERE {has_text})' for c in cols)} "
+                             f"FROM {quote_ident(src.table)}").fetchone()
     return [c for c, n in zip(cols, counts) if n]
 
 
@@ -1107,6 +1107,8 @@ def theme_trend(store: Store, *, source: str = "responses", themes: Sequence[str
 
 
 VERBATIM_SENTIMENTS = ("negative", "neutral", "positive", "unscored")
+VERBATIM_COLUMNS = ("date", "customer", "channel", "nps", "csat", "ces", "category", "sentiment", "sentiment_score",
+                    "language", "themes", "comment", "id")
 
 
 def verbatims(store: Store, *, source: str = "responses", start=None, end=None, where=None, search: str = "",
@@ -1114,7 +1116,8 @@ def verbatims(store: Store, *, source: str = "responses", start=None, end=None, 
               limit: int | None = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
     """Comments in scope matching every given filter (search: words anywhere in the text, case and
     accents ignored), newest first: a page of rows (date, customer, channel, score, category,
-    sentiment, sentiment score, language, themes, comment, id) and the number of rows matching."""
+    sentiment, sentiment score, language, themes, comment, id) and the number of rows matching.
+    ``limit`` 0: the number only (and no rows)."""
     src = _source(source)
     sql, params, _ = _base(store, src, start, end, where)
     clauses, p2 = ["b.has_text"], []
@@ -1147,6 +1150,8 @@ def verbatims(store: Store, *, source: str = "responses", start=None, end=None, 
     page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {max(0, int(offset))}"
     with read_cursor(store) as cur:
         total = int(cur.execute(f"SELECT count(*) FROM ({sql}) b WHERE {where_sql}", params + p2).fetchone()[0])
+        if limit == 0:  # the count only
+            return pd.DataFrame(columns=list(VERBATIM_COLUMNS)), total
         df = cur.execute(
             f"SELECT b.ts AS date, {customer} AS customer, {channel} AS channel, b.nps_v AS nps, b.csat_v AS csat, "
             "b.ces_v AS ces, b.category, coalesce(b.sentiment_label, 'unscored') AS sentiment, "

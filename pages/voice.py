@@ -271,7 +271,7 @@ with tab_verbatims:
     cats = ["detractor", "passive", "promoter", "dissatisfied", "neutral", "satisfied", "hard", "easy"]
     pick_cat = c4.multiselect("Score", cats, key="voice_f_category", format_func=str.capitalize, placeholder="Any")
     args = (v, rev, source, filters, search, tuple(pick_themes), tuple(pick_sent), tuple(pick_cat))
-    _, total = _verbatims(*args, 1, 0)
+    _, total = _verbatims(*args, 0, 0)  # the count only
     pages = max(1, math.ceil(total / PAGE_SIZE))
     p1, p2 = st.columns([1, 5])
     page_no = p1.number_input("Page", min_value=1, max_value=pages, value=1, step=1, key="voice_page")

@@ -148,6 +148,17 @@ def test_theme_trend_and_verbatims_filter_by_theme_sentiment_category_and_search
     assert page.loc[0, "themes"] == "Delivery"
     page, total = voice.verbatims(store, search="%")  # no wildcard: a literal search
     assert total == 0
+    page, total = voice.verbatims(store, search="great", limit=0)  # the count only
+    assert total == 2 and page.empty
+    assert list(page.columns) == list(voice.verbatims(store, limit=1)[0].columns)
+
+
+def test_the_metrics_offered_are_those_of_answers_with_a_comment(store):
+    frame = pd.DataFrame({"response_id": ["a", "b", "c", "d"], "submitted_at": pd.Timestamp("2025-03-01"),
+                          "nps": [9, None, None, 3], "csat": [None, 4, None, None], "ces": [None, None, 5, None],
+                          "comment": ["Great", "  ", None, "Slow"]})  # CSAT and CES only on rows without words
+    ingest.import_frame(store, "responses", frame, file_name="mixed")
+    assert voice.metrics_with_data(store) == ["nps"]
 
 
 def test_a_comment_with_markup_comes_back_exactly_as_written(store):
