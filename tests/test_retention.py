@@ -7,6 +7,7 @@ import math
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -242,3 +243,18 @@ def test_telco_survival_by_contract(store):
     assert summary.loc["Month-to-month", "survival_at"] == pytest.approx(0.7031, abs=1e-4)
     assert s.test.df == 2 and s.test.statistic == pytest.approx(2352.87, abs=0.01)
     assert s.test.p_value < 1e-300
+
+
+def test_curves_thinned_for_a_chart_keep_their_steps_within_the_grid():
+    # One group of 11 steps at times 0, 1, …, 10 (survival falling 0.1 a step) and one short group.
+    long = pd.DataFrame({"group": "A", "time": np.arange(11.0), "at_risk": np.arange(100, 89, -1),
+                         "survival": 1 - np.arange(11) / 10})
+    short = pd.DataFrame({"group": "B", "time": [0.0, 2.5], "at_risk": [5, 4], "survival": [1.0, 0.8]})
+    thin = retention.thin_curves(pd.concat([long, short], ignore_index=True), points=4)
+    a = thin[thin["group"] == "A"]
+    # Grid 0, 3.33, 6.67, 10: the steps standing then are those at 0, 3, 6 and 10 (the last row, once).
+    assert a["time"].tolist() == [0.0, 3.0, 6.0, 10.0]
+    assert a["survival"].tolist() == pytest.approx([1.0, 0.7, 0.4, 0.0])
+    assert a["at_risk"].tolist() == [100, 97, 94, 90]
+    assert thin[thin["group"] == "B"]["time"].tolist() == [0.0, 2.5]  # short: whole
+    assert retention.thin_curves(long, points=20).equals(long)
