@@ -979,7 +979,11 @@ def display_currency() -> str | None:
 
 
 def format_money(value: float, decimals: int) -> str:
-    text = f"{abs(value):,.{decimals}f}"
+    return _in_currency(value, f"{abs(value):,.{decimals}f}")
+
+
+def _in_currency(value: float, text: str) -> str:
+    """``text`` (the amount's absolute value) with the value's sign and the display currency."""
     sign = "-" if value < 0 else ""
     code = _display_currency
     if code is None:
@@ -987,6 +991,18 @@ def format_money(value: float, decimals: int) -> str:
     if code in CURRENCY_SYMBOLS:
         return f"{sign}{CURRENCY_SYMBOLS[code]}{text}"
     return f"{sign}{text} {code}"
+
+
+def format_money_short(value: float | None) -> str:
+    """An amount for a tile, in the display currency: whole units below a million (cents below 100),
+    then millions and billions to about three significant digits ("$76.7 M"), so it fits a tile."""
+    if value is None or value != value:
+        return "–"
+    for size, suffix in ((1e9, " B"), (1e6, " M")):
+        v = abs(value) / size
+        if v >= 1:
+            return _in_currency(value, f"{v:,.{0 if v >= 100 else 1 if v >= 10 else 2}f}{suffix}")
+    return format_money(value, 0 if abs(value) >= 100 else 2)
 
 
 def order_currencies(backend) -> list[str]:

@@ -4,7 +4,6 @@ CLV with its holdout self-check, and the customers most worth saving."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from datetime import date, timedelta
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cx import clv, retention, stats
+from cx import clv, metrics, retention, stats
 from cx.errors import TouchpointError
 from cx.export import to_xlsx_bytes
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, get_store, page_option, show_chart,
@@ -100,9 +99,7 @@ def _default_calibration(v: int) -> date | None:
 
 
 def _money(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+    return metrics.format_money_short(x)
 
 
 def _ignored(names: list[str]) -> None:
@@ -341,7 +338,8 @@ with tab_survival:
             "95% low (%)": (100 * summ["survival_at_low"]).round(1),
             "95% high (%)": (100 * summ["survival_at_high"]).round(1),
             "Low n": summ["customers"] < settings.min_n})
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Lost")})
         st.caption("Median stay: when half the group has left (None while fewer than half have left so far). "
                    f"Low n: fewer than {settings.min_n} customers, so the curve is rough.")
         table_download(table, "touchpoint-survival", key="churn_survival_csv")
@@ -432,7 +430,8 @@ with tab_value:
                     "expected_purchases": st.column_config.NumberColumn("Expected orders", format="%.2f"),
                     "expected_spend": st.column_config.NumberColumn("Expected spend per order", format="%.2f"),
                     "clv": st.column_config.NumberColumn(f"Predicted value ({horizon_m} m)", format="%.2f")})
-                table_download(cust.assign(first_purchase=cust["first_purchase"].dt.strftime("%Y-%m-%d")),
+                # Every customer (622 k rows at 10 M responses): written only when a download is clicked.
+                table_download(lambda c=cust: c.assign(first_purchase=c["first_purchase"].dt.strftime("%Y-%m-%d")),
                                "touchpoint-clv-customers", key="churn_clv_csv", label="Download all customers (CSV)")
 
             with st.expander("Model parameters and checks", expanded=False):

@@ -188,7 +188,9 @@ with tab_themes:
         if not metric:
             table = table.drop(columns=[c for c in table.columns if "Mean " in c or "Diff" in c or "Cost" in c])
         st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={"% of comments": st.column_config.NumberColumn(format="%.1f"),
+                     column_config={"Mentions": st.column_config.NumberColumn(format="localized"),
+                                    "n scored": st.column_config.NumberColumn(format="localized"),
+                                    "% of comments": st.column_config.NumberColumn(format="%.1f"),
                                     "Mean sentiment": st.column_config.NumberColumn(format="%+.2f"),
                                     "% negative": st.column_config.NumberColumn(format="%.0f"),
                                     f"Mean {mlabel} with": st.column_config.NumberColumn(format="%.2f"),

@@ -718,6 +718,15 @@ def test_money_is_shown_in_the_orders_currency(tmp_path):
         assert metrics.format_value("aov", 12.5) == "12.50 CHF"
         metrics.set_display_currency(None)
         assert metrics.format_value("revenue", 1500) == "1,500"
+        # Tiles: millions and billions shortened to about three digits, in the currency.
+        short = metrics.format_money_short
+        assert [short(12.345), short(999), short(2_220_478), short(76_671_509), short(2_220_478_123)] == [
+            "12.35", "999", "2.22 M", "76.7 M", "2.22 B"]
+        assert short(float("nan")) == "–" and short(None) == "–"
+        metrics.set_display_currency("USD")
+        assert (short(-3_200_000), short(512_000_000)) == ("-$3.20 M", "$512 M")
+        metrics.set_display_currency("chf")
+        assert short(76_671_509) == "76.7 M CHF"
     finally:
         metrics.set_display_currency(None)
 
