@@ -996,10 +996,11 @@ def _in_currency(value: float, text: str) -> str:
 def format_money_short(value: float | None) -> str:
     """An amount for a tile, in the display currency: whole units below a million (cents below 100),
     then millions and billions to about three significant digits ("$76.7 M"), so it fits a tile."""
-    if value is None or value != value:
+    if value is None or not math.isfinite(value):
         return "–"
+    rounded = float(f"{abs(value):.3g}")  # the unit is chosen on the figure shown: 999,999,999 is "1.00 B"
     for size, suffix in ((1e9, " B"), (1e6, " M")):
-        v = abs(value) / size
+        v = rounded / size
         if v >= 1:
             return _in_currency(value, f"{v:,.{0 if v >= 100 else 1 if v >= 10 else 2}f}{suffix}")
     return format_money(value, 0 if abs(value) >= 100 else 2)

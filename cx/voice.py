@@ -267,9 +267,11 @@ class _WeightedTfidf:
         keep = (df >= lo) & (df <= hi)
         if self.max_features is not None and keep.sum() > self.max_features:
             tf = np.asarray(counts.T @ w).ravel()
+            if np.all(w == np.rint(w)):  # counts: rank as scikit-learn does, ties included (its int64 argsort)
+                tf = np.rint(tf).astype(np.int64)
             idx = np.where(keep)[0]
             keep = np.zeros_like(keep)
-            keep[idx[np.argsort(-tf[idx], kind="stable")[:self.max_features]]] = True
+            keep[idx[(-tf[idx]).argsort()[:self.max_features]]] = True
         if not keep.any():
             raise ValueError("After pruning, no terms remain.")
         self.terms = counter.get_feature_names_out()[keep]
@@ -492,9 +494,14 @@ def _theme_label(terms: list[str], k: int = 3) -> str:
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The median of ``values`` each repeated ``weights`` times (``np.quantile(…, 0.5)`` of the copies:
+    the mean of the two middle values when the half falls between two of them)."""
     order = np.argsort(values, kind="stable")
-    cum = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
+    v, cum = values[order], np.cumsum(weights[order])
+    i = int(np.searchsorted(cum, 0.5 * cum[-1]))
+    if cum[i] == 0.5 * cum[-1] and i + 1 < len(v):
+        return float((v[i] + v[i + 1]) / 2)
+    return float(v[i])
 
 
 NMF_FIT_TEXTS = 50_000  # distinct texts a theme model is fitted on, at most

@@ -374,18 +374,19 @@ def show_chart(fig: go.Figure, key: str) -> None:
     _meeting.chart_tools(fig, key)
 
 
-def table_download(frame, file_stem: str, key: str, label: str = "Download CSV") -> None:
+def table_download(frame, file_stem: str, key: str, label: str = "Download CSV", sheet: str | None = None) -> None:
     """Formula-safe CSV and XLSX downloads of a table (see cx.export); the XLSX is built on click.
     ``frame`` may be a function returning the table (it runs outside the page script, so it must not
     use Streamlit): then the table itself is read only when a download is clicked, for exports too
-    large to build on every rerun."""
+    large to build on every rerun. ``sheet``: the XLSX sheet's name."""
     from cx.export import to_csv_bytes, to_xlsx_bytes
 
     get = frame if callable(frame) else (lambda: frame)
     with st.container(horizontal=True):
         st.download_button(label, (lambda: to_csv_bytes(get())) if callable(frame) else to_csv_bytes(frame),
                            file_name=f"{file_stem}.csv", mime="text/csv", key=key)
-        st.download_button("Download XLSX", lambda: to_xlsx_bytes(get()), file_name=f"{file_stem}.xlsx",
+        st.download_button("Download XLSX", lambda: to_xlsx_bytes(get(), sheet or "Touchpoint"),
+                           file_name=f"{file_stem}.xlsx",
                            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}_xlsx")
 
 

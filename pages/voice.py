@@ -298,7 +298,9 @@ with tab_verbatims:
         query = dict(source=source, start=filters.start, end=filters.end, where=filters.where, search=search,
                      themes=tuple(pick_themes), sentiments=tuple(pick_sent), categories=tuple(pick_cat),
                      limit=EXPORT_LIMIT)
-        table_download(lambda q=query: voice.verbatims(store, **q)[0], "voice_comments", key="voice_comments_csv")
+        # Read at the click, so it holds the comments as they are then (an import since may add some).
+        table_download(lambda q=query: voice.verbatims(store, **q)[0], "voice_comments", key="voice_comments_csv",
+                       sheet="Comments")
         if total > EXPORT_LIMIT:
             st.caption(f"Downloads hold the newest {EXPORT_LIMIT:,} of the {total:,} matching comments.")
 

@@ -722,7 +722,8 @@ def test_money_is_shown_in_the_orders_currency(tmp_path):
         short = metrics.format_money_short
         assert [short(12.345), short(999), short(2_220_478), short(76_671_509), short(2_220_478_123)] == [
             "12.35", "999", "2.22 M", "76.7 M", "2.22 B"]
-        assert short(float("nan")) == "–" and short(None) == "–"
+        assert short(float("nan")) == "–" and short(None) == "–" and short(float("inf")) == "–"
+        assert [short(999_999_999), short(99_960_000), short(999_999.6)] == ["1.00 B", "100 M", "1.00 M"]
         metrics.set_display_currency("USD")
         assert (short(-3_200_000), short(512_000_000)) == ("-$3.20 M", "$512 M")
         metrics.set_display_currency("chf")

@@ -48,6 +48,28 @@ def test_weighted_tfidf_equals_sklearn_on_the_repeated_corpus():
                                    ref.transform(["The app keeps crashing, zzz"]).toarray(), atol=1e-12)
 
 
+def test_weighted_tfidf_keeps_the_same_terms_as_sklearn_when_counts_tie_at_the_cut():
+    # 200 texts of 6 words out of 300, repeated 1–3 times: many words share a count at each cut-off.
+    rng = np.random.default_rng(0)
+    words = [f"w{i:03d}" for i in range(300)]
+    texts = [" ".join(rng.choice(words, 6, replace=False)) for _ in range(200)]
+    counts = rng.integers(1, 4, len(texts))
+    for ngrams, limit in (((1, 1), 10), ((1, 1), 137), ((1, 2), 1000)):
+        ours = voice._WeightedTfidf(ngram_range=ngrams, max_features=limit)
+        ours.fit_transform(texts, counts)
+        ref = TfidfVectorizer(preprocessor=voice._normalise, token_pattern=r"(?u)\b\w+\b", ngram_range=ngrams,
+                              sublinear_tf=True, max_features=limit).fit(_repeat(texts, counts))
+        assert list(ours.get_feature_names_out()) == list(ref.get_feature_names_out()), (ngrams, limit)
+
+
+def test_the_weighted_median_is_the_median_of_the_copies():
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        values = rng.integers(0, 5, rng.integers(1, 8)).astype(float)
+        weights = rng.integers(1, 4, len(values))
+        assert voice._weighted_median(values, weights.astype(float)) == np.quantile(np.repeat(values, weights), 0.5)
+
+
 def test_sentiment_of_distinct_texts_with_weights_equals_scoring_every_copy(monkeypatch):
     monkeypatch.setattr(voice, "MIN_PER_CLASS", 40)
     texts, signs, counts = _weighted_corpus()

@@ -211,4 +211,9 @@ def test_comment_downloads_are_built_on_click_with_every_matching_comment(voice_
     lines = csv.strip().splitlines()
     assert len(lines) == 1 + 5  # header and the five comments, newest first
     assert "Support was fine." in lines[1] and "The delivery was late, awful." in lines[-1]
-    assert deferred["voice_comments.xlsx"]()[:2] == b"PK"  # an XLSX (zip) file
+    import io
+
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(deferred["voice_comments.xlsx"]()))
+    assert book.sheetnames == ["Comments"] and book["Comments"].max_row == 1 + 5
