@@ -370,7 +370,10 @@ def show_chart(fig: go.Figure, key: str) -> None:
     presenting = _meeting.presenting()
     if presenting:
         _meeting.present_figure(fig)
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False, "displayModeBar": not presenting}, key=key)
+    # The toolbar shows while the pointer is over the chart ("hover"), not always: always shown, it covers the
+    # end of the title on half-width charts. None when presenting.
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False,
+                                                  "displayModeBar": False if presenting else "hover"}, key=key)
     _meeting.chart_tools(fig, key)
 
 
