@@ -29,6 +29,7 @@ import pandas as pd
 
 from cx import metrics
 from cx.errors import TouchpointError
+from cx.store import quote_ident
 
 OUTCOMES = {"nps": "NPS", "churn": "Churn"}
 MAX_TOUCHPOINTS = 6
@@ -143,14 +144,20 @@ def _theme_mentions(backend, r, tk):
         themes = backend.table("comment_themes")
     except Exception:  # noqa: BLE001 - a store without the Voice tables simply has no themes
         return None
+    scores = backend.table("comment_scores")
     parts = []
     for src, t in (("responses", r), ("tickets", tk)):
         s = voice.SOURCES[src]
-        current = backend.sql(voice._current_sql(s))  # constants only: no user value in this SQL
-        current = current.filter(current.analysed).select("id")
-        tagged = current.inner_join(themes.filter(themes.source == src).select("id", "theme"), "id")
-        rows = t.select(id=t[s.key].cast("string"), customer_id=t.customer_id)
-        parts.append(rows.inner_join(tagged, "id").select("customer_id", "theme"))
+        # The rows in scope with their text's hash (only they are hashed, not every comment of the table),
+        # matched to a score made from that very text, then to the themes of that row.
+        # Constants only in this SQL (cx.voice's own fragments): no user value.
+        rows = t.alias(f"scoped_{src}").sql(
+            f"SELECT CAST({quote_ident(s.key)} AS VARCHAR) AS id, customer_id, md5({s.text}) AS text_hash "
+            f"FROM scoped_{src} WHERE {s.text} IS NOT NULL AND trim({s.text}) <> ''", dialect="duckdb")
+        current = scores.filter(scores.source == src).select("id", "text_hash")
+        scored = rows.inner_join(current, ["id", "text_hash"]).select("id", "customer_id")
+        tagged = scored.inner_join(themes.filter(themes.source == src).select("id", "theme"), "id")
+        parts.append(tagged.select("customer_id", "theme"))
     return parts[0].union(parts[1], distinct=True)
 
 
