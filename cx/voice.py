@@ -1120,11 +1120,12 @@ VERBATIM_COLUMNS = ("date", "customer", "channel", "nps", "csat", "ces", "catego
 
 def verbatims(store: Store, *, source: str = "responses", start=None, end=None, where=None, search: str = "",
               themes: Sequence[str] = (), sentiments: Sequence[str] = (), categories: Sequence[str] = (),
-              limit: int | None = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
+              limit: int | None = 50, offset: int = 0, distinct: bool = False) -> tuple[pd.DataFrame, int]:
     """Comments in scope matching every given filter (search: words anywhere in the text, case and
     accents ignored), newest first: a page of rows (date, customer, channel, score, category,
     sentiment, sentiment score, language, themes, comment, id) and the number of rows matching.
-    ``limit`` 0: the number only (and no rows)."""
+    ``limit`` 0: the number only (and no rows). ``distinct``: the rows are different texts (the newest
+    comment saying each), as examples; the number still counts every matching comment."""
     src = _source(source)
     sql, params, _ = _base(store, src, start, end, where)
     clauses, p2 = ["b.has_text"], []
@@ -1165,7 +1166,9 @@ def verbatims(store: Store, *, source: str = "responses", start=None, end=None, 
             "round(b.sentiment_score, 2) AS sentiment_score, b.language, "
             "(SELECT string_agg(theme, '; ' ORDER BY theme) FROM comment_themes t WHERE t.source = ? AND t.id = b.id "
             "AND b.analysed) AS themes, b.text AS comment, b.id "
-            f"FROM ({sql}) b WHERE {where_sql} ORDER BY b.ts DESC, b.id{page}",
+            f"FROM ({sql}) b WHERE {where_sql} "
+            + ("QUALIFY row_number() OVER (PARTITION BY b.text ORDER BY b.ts DESC, b.id) = 1 " if distinct else "")
+            + f"ORDER BY b.ts DESC, b.id{page}",
             [src.table] + params + p2).df()
     return df, total
 

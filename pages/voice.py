@@ -51,9 +51,10 @@ def _theme_trend(v: int, rev: str, source: str, themes: tuple[str, ...], grain: 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=64)
 def _verbatims(v: int, rev: str, source: str, f: Filters, search: str, themes: tuple, sentiments: tuple,
-               categories: tuple, limit: int | None, offset: int):
+               categories: tuple, limit: int | None, offset: int, distinct: bool = False):
     return voice.verbatims(get_store(), source=source, start=f.start, end=f.end, where=f.where, search=search,
-                           themes=themes, sentiments=sentiments, categories=categories, limit=limit, offset=offset)
+                           themes=themes, sentiments=sentiments, categories=categories, limit=limit, offset=offset,
+                           distinct=distinct)
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
@@ -208,7 +209,7 @@ with tab_themes:
         ex_sent = st.radio("Showing", ["all", "negative", "positive"], format_func=str.capitalize, horizontal=True,
                            key="voice_example_sentiment")
         examples, n_ex = _verbatims(v, rev, source, filters, "", (example_theme,),
-                                    () if ex_sent in (None, "all") else (ex_sent,), (), 5, 0)
+                                    () if ex_sent in (None, "all") else (ex_sent,), (), 5, 0, True)
         if examples.empty:
             st.caption(f"No {'' if ex_sent == 'all' else ex_sent + ' '}comment carries “{example_theme}” here.")
         else:
@@ -217,7 +218,8 @@ with tab_themes:
                          column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
                                         "comment": st.column_config.TextColumn("Comment", width="large"),
                                         "category": "Score group", "sentiment": "Sentiment"})
-            st.caption(f"The newest {len(examples)} of {n_ex:,} such comments; all of them under **Comments**.")
+            st.caption(f"The newest {len(examples)} different comments of {n_ex:,} such comments; all of them "
+                       "under **Comments**.")
 
 # -- trends ---------------------------------------------------------------------------------------------
 with tab_trends:

@@ -186,3 +186,12 @@ def test_the_demo_datas_built_in_themes_are_discovered(store):
     late = next(label for label in labels if "late" in label.split(" · "))
     assert rows(store, "SELECT count(*) FILTER (WHERE r.nps >= 9) FROM comment_themes t JOIN responses r "
                        "ON r.response_id = t.id WHERE t.theme = ?", [late]) == [(0,)]
+
+
+def test_examples_are_different_comments_and_the_count_is_every_comment(store):
+    _import(store, [(2, "Late parcel."), (3, "Late parcel."), (1, "Late parcel, awful."), (9, "Great.")])
+    page, total = voice.verbatims(store, search="late", distinct=True)
+    assert total == 3  # every matching comment
+    assert list(page["id"]) == ["r3", "r2"] and list(page["comment"]) == ["Late parcel, awful.", "Late parcel."]
+    page, total = voice.verbatims(store, search="late")
+    assert (list(page["id"]), total) == (["r3", "r2", "r1"], 3)
