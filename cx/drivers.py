@@ -152,8 +152,8 @@ def _theme_mentions(backend, r, tk):
         # matched to a score made from that very text, then to the themes of that row.
         # Constants only in this SQL (cx.voice's own fragments): no user value.
         rows = t.alias(f"scoped_{src}").sql(
-            f"SELECT CAST({quote_ident(s.key)} AS VARCHAR) AS id, customer_id, md5({s.text}) AS text_hash "
-            f"FROM scoped_{src} WHERE {s.text} IS NOT NULL AND trim({s.text}) <> ''", dialect="duckdb")
+            f"SELECT CAST({quote_ident(s.key)} AS VARCHAR) AS id, customer_id, {s.text_hash} AS text_hash "
+            f"FROM scoped_{src} WHERE {s.has_text}", dialect="duckdb")
         current = scores.filter(scores.source == src).select("id", "text_hash")
         scored = rows.inner_join(current, ["id", "text_hash"]).select("id", "customer_id")
         tagged = scored.inner_join(themes.filter(themes.source == src).select("id", "theme"), "id")

@@ -108,6 +108,16 @@ class Source:
     sign: str  # SQL: -1 / 0 / 1 from the row's own score, NULL without one
     hint: str  # SQL: the row's language column, or NULL
 
+    @property
+    def has_text(self) -> str:
+        """SQL: the row has a comment (its text is neither NULL nor blank)."""
+        return f"{self.text} IS NOT NULL AND trim({self.text}) <> ''"
+
+    @property
+    def text_hash(self) -> str:
+        """SQL: md5 of the row's text, the stamp a score carries of the text it was made from."""
+        return f"md5({self.text})"
+
 
 SOURCES = {
     "responses": Source("responses", "response_id", "comment", "submitted_at",
@@ -128,8 +138,8 @@ class VoiceError(TouchpointError):
 # -- reading comments ------------------------------------------------------------------------------
 def _comments_sql(src: Source) -> str:
     return (f"SELECT '{src.table}' AS source, CAST({quote_ident(src.key)} AS VARCHAR) AS id, {src.text} AS text, "
-            f"md5({src.text}) AS text_hash, {src.sign} AS sign, {src.hint} AS hint "
-            f"FROM {quote_ident(src.table)} WHERE {src.text} IS NOT NULL AND trim({src.text}) <> ''")
+            f"{src.text_hash} AS text_hash, {src.sign} AS sign, {src.hint} AS hint "
+            f"FROM {quote_ident(src.table)} WHERE {src.has_text}")
 
 
 def _all_comments_sql() -> str:
@@ -325,7 +335,8 @@ def _fold(text_hash: str) -> int:
     return int(text_hash[-1], 16) % 2
 
 
-def _calibrate_band(score: np.ndarray, sign: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float, float]:
+def _calibrate_band(score: np.ndarray, sign: np.ndarray,
+                    weight: np.ndarray | None = None) -> tuple[float, float, float]:
     """(low, high, macro-F1): the neutral band of the score (−1…1) that best reproduces the three
     score-derived classes on labelled comments (each counted ``weight`` times), over a grid of bands
     0, 0.05 … 0.9 wide on each side. Exact on every labelled comment: cumulative class weights along the
@@ -435,8 +446,8 @@ def score_comments(texts: Sequence[str], signs: Sequence[Any], languages: Sequen
             label[idx] = _label(sc, lo, hi)
             version[idx] = f"{MODEL_VERSION}:learned:{lang}"
             agree = float(np.average((sc[polar] > 0) == (s[polar] == 1), weights=w[polar]))
-            agree3 = float(np.average(label[idx][labelled] == np.array(LABELS, dtype=object)[s[labelled].astype(int) + 1],
-                                      weights=w[labelled]))
+            truth3 = np.array(LABELS, dtype=object)[s[labelled].astype(int) + 1]
+            agree3 = float(np.average(label[idx][labelled] == truth3, weights=w[labelled]))
             reports.append(ModelReport(lang, "learned", n_lang, n_neg, n_pos, n_neu, (lo, hi), agree, agree3,
                                        None if math.isnan(f1) else f1))
         elif lang == "en":
@@ -639,12 +650,13 @@ def _apply_rules(cur, rules: list[Rule], *, scores_current: bool = False) -> int
     if not rules:
         return 0
     cur.execute("CREATE OR REPLACE TEMP TABLE voice_norm AS SELECT source, text_hash, "
-                f"strip_accents(lower(any_value(text))) AS norm FROM ({_all_comments_sql()}) GROUP BY source, text_hash")
+                f"strip_accents(lower(any_value(text))) AS norm FROM ({_all_comments_sql()}) "
+                "GROUP BY source, text_hash")
     cur.execute("CREATE OR REPLACE TEMP TABLE voice_hits (source VARCHAR, text_hash VARCHAR, theme VARCHAR)")
     try:
         for rule in rules:
-            cur.execute("INSERT INTO voice_hits SELECT source, text_hash, ? FROM voice_norm WHERE regexp_matches(norm, ?)",
-                        [rule.theme, rule.pattern()])
+            cur.execute("INSERT INTO voice_hits SELECT source, text_hash, ? FROM voice_norm "
+                        "WHERE regexp_matches(norm, ?)", [rule.theme, rule.pattern()])
         current = "" if scores_current else (
             f"JOIN (SELECT source, id, text_hash FROM ({_all_comments_sql()})) c "
             "ON c.source = s.source AND c.id = s.id AND c.text_hash = s.text_hash")
@@ -709,6 +721,9 @@ def _texts_sql() -> str:
             f"ORDER BY source, text_hash, hint, sign")
 
 
+# A distinct text's discovered themes: one row per text (its key, as _texts_sql groups) and theme.
+_THEME_COLUMNS = ("source", "text_hash", "hint", "sign", "theme", "origin")
+
 # A distinct text's results reach every comment that has it (same source, text, language column and label).
 _SAME_TEXT = ("c.source = r.source AND c.text_hash = r.text_hash AND c.hint IS NOT DISTINCT FROM r.hint "
               "AND c.sign IS NOT DISTINCT FROM r.sign")
@@ -748,7 +763,7 @@ def refresh(store: Store, *, force: bool = False, limited: bool = True) -> Refre
             results = frame[["source", "text_hash", "hint", "sign"]].assign(
                 language=[], sentiment_label=[], sentiment_score=[], unscored_reason=[], model_version=[])
             reports: list[ModelReport] = []
-            themes = pd.DataFrame({"source": [], "text_hash": [], "hint": [], "sign": [], "theme": [], "origin": []})
+            themes = pd.DataFrame(columns=list(_THEME_COLUMNS))
         else:
             weight = frame["n"].to_numpy(dtype=float)
             # Language depends on the text and its language column only: each such pair is detected once.
@@ -773,19 +788,20 @@ def refresh(store: Store, *, force: bool = False, limited: bool = True) -> Refre
             cur.execute("DELETE FROM comment_themes")
             # Streamed from the tables (no copy of the comments is held): each comment takes the results of
             # its distinct text. Each text's themes are distinct already, so neither insert needs DISTINCT.
-            comments = f"(SELECT source, id, text_hash, hint, sign FROM ({_all_comments_sql()}))"
+            each_comment = f"(SELECT source, id, text_hash, hint, sign FROM ({_all_comments_sql()}))"
             cur.register("voice_results", results)
             try:
                 cur.execute(
-                    "INSERT INTO comment_scores SELECT c.source, c.id, r.language, r.sentiment_label, r.sentiment_score, "
-                    f"r.unscored_reason, r.model_version, c.text_hash FROM {comments} c JOIN voice_results r ON {_SAME_TEXT}")
+                    "INSERT INTO comment_scores SELECT c.source, c.id, r.language, r.sentiment_label, "
+                    "r.sentiment_score, r.unscored_reason, r.model_version, c.text_hash "
+                    f"FROM {each_comment} c JOIN voice_results r ON {_SAME_TEXT}")
             finally:
                 cur.unregister("voice_results")
             if len(themes):
                 cur.register("voice_themes", themes.drop_duplicates())
                 try:
                     cur.execute("INSERT INTO comment_themes SELECT c.source, c.id, r.theme, r.origin "
-                                f"FROM {comments} c JOIN voice_themes r ON {_SAME_TEXT}")
+                                f"FROM {each_comment} c JOIN voice_themes r ON {_SAME_TEXT}")
                 finally:
                     cur.unregister("voice_themes")
             _apply_rules(cur, rules, scores_current=True)
@@ -826,7 +842,7 @@ def _discover_source(frame: pd.DataFrame, langs: np.ndarray, polarity: np.ndarra
             part = frame.iloc[list(pos)][["source", "text_hash", "hint", "sign"]].reset_index(drop=True)
             parts.append(part.assign(theme=[prefix + labels[t] for t in th], origin="auto"))
     if not parts:
-        return pd.DataFrame({"source": [], "text_hash": [], "hint": [], "sign": [], "theme": [], "origin": []})
+        return pd.DataFrame(columns=list(_THEME_COLUMNS))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -939,8 +955,7 @@ def metrics_with_data(store: Store, source: str = "responses") -> list[str]:
     src = _source(source)
     cols = ["nps", "csat", "ces"] if src.table == "responses" else ["csat"]
     with read_cursor(store) as cur:
-        has_text = f"{src.text} IS NOT NULL AND trim({src.text}) <> ''"  # as _comments_sql, in one scan
-        counts = cur.execute(f"SELECT {', '.join(f'count({c}) FILTER (WHERE {has_text})' for c in cols)} "
+        counts = cur.execute(f"SELECT {', '.join(f'count({c}) FILTER (WHERE {src.has_text})' for c in cols)} "
                              f"FROM {quote_ident(src.table)}").fetchone()
     return [c for c, n in zip(cols, counts) if n]
 
@@ -957,7 +972,7 @@ def _base(store: Store, src: Source, start, end, where, metric: str | None = Non
     sql = (f"SELECT CAST(t.{quote_ident(src.key)} AS VARCHAR) AS id, t.{quote_ident(src.date)} AS ts, {extra}, "
            f"t.text, t.text IS NOT NULL AS has_text, t.category, t.score, t.good, t.bad, t.nps_v, t.csat_v, t.ces_v, "
            f"s.language, s.sentiment_label, s.sentiment_score, s.unscored_reason, s.id IS NOT NULL AS analysed "
-           f"FROM (SELECT *, nullif(trim({src.text}), '') AS text, md5({src.text}) AS text_hash, "
+           f"FROM (SELECT *, nullif(trim({src.text}), '') AS text, {src.text_hash} AS text_hash, "
            f"{_category_sql(src)} AS category, {score} AS score, {good} AS good, {bad} AS bad, "
            + ("nps AS nps_v, csat AS csat_v, ces AS ces_v " if src.table == "responses" else
               "NULL AS nps_v, csat AS csat_v, NULL AS ces_v ")

@@ -98,10 +98,6 @@ def _default_calibration(v: int) -> date | None:
     return clv.default_calibration_end(get_store())
 
 
-def _money(x: float) -> str:
-    return metrics.format_money_short(x)
-
-
 def _ignored(names: list[str]) -> None:
     if names:
         st.caption(f"Filters on {', '.join(sorted(set(names)))} describe orders or answers, not customers, and are "
@@ -338,8 +334,8 @@ with tab_survival:
             "95% low (%)": (100 * summ["survival_at_low"]).round(1),
             "95% high (%)": (100 * summ["survival_at_high"]).round(1),
             "Low n": summ["customers"] < settings.min_n})
-        st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Lost")})
+        count_columns = {c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Lost")}
+        st.dataframe(table, hide_index=True, width="stretch", column_config=count_columns)
         st.caption("Median stay: when half the group has left (None while fewer than half have left so far). "
                    f"Low n: fewer than {settings.min_n} customers, so the curve is rough.")
         table_download(table, "touchpoint-survival", key="churn_survival_csv")
@@ -372,9 +368,10 @@ with tab_value:
                       border=True,
                       help="Sum over customers of the BG/NBD expected purchases (same-day orders count once).")
             if "clv" in cust:
-                k3.metric(f"Predicted value ({horizon_m} m)", _money(cust["clv"].sum()), border=True,
+                k3.metric(f"Predicted value ({horizon_m} m)", metrics.format_money_short(cust["clv"].sum()),
+                          border=True,
                           help=f"Expected purchases × expected spend, discounted at {discount_pct:g}% a month.")
-                k4.metric("Value at risk", _money(cust["value_at_risk"].sum()), border=True,
+                k4.metric("Value at risk", metrics.format_money_short(cust["value_at_risk"].sum()), border=True,
                           help="Value the customers would bring if still active × the probability they have already "
                                "gone, summed.")
             else:
@@ -529,7 +526,7 @@ with tab_risk:
                 det = by_nps[by_nps["nps_category"] == "Detractor (0–6)"]
                 det_risk = float(det["value_at_risk"].sum()) if len(det) else 0.0
                 total_risk = float(by_nps["value_at_risk"].sum())
-                st.markdown(f"**Value at risk from detractors: {_money(det_risk)}** "
+                st.markdown(f"**Value at risk from detractors: {metrics.format_money_short(det_risk)}** "
                             f"({det_risk / total_risk:.0%} of all value at risk)" if total_risk else
                             "No value at risk.")
                 colours = {"Detractor (0–6)": "#D55E00", "Passive (7–8)": "#9E9E9E", "Promoter (9–10)": "#009E73",

@@ -296,11 +296,11 @@ with tab_verbatims:
                                     "sentiment": "Sentiment", "themes": "Themes", "channel": "Channel",
                                     "customer": "Customer", "language": "Language",
                                     "sentiment_score": st.column_config.NumberColumn("Sentiment score", format="%+.2f")})
-        # Read and built when a download is clicked, not on every rerun (up to 100,000 comments).
+        # Read and built when a download is clicked, not on every rerun (up to 100,000 comments); so it holds
+        # the comments as they are then (an import since may add some).
         query = dict(source=source, start=filters.start, end=filters.end, where=filters.where, search=search,
                      themes=tuple(pick_themes), sentiments=tuple(pick_sent), categories=tuple(pick_cat),
                      limit=EXPORT_LIMIT)
-        # Read at the click, so it holds the comments as they are then (an import since may add some).
         table_download(lambda q=query: voice.verbatims(store, **q)[0], "voice_comments", key="voice_comments_csv",
                        sheet="Comments")
         if total > EXPORT_LIMIT:
