@@ -201,9 +201,14 @@ with tab_churn:
                        "its 95% interval (Wilson). Only complete periods are shown"
                        + ("; the range was widened to show a year of trend." if wide_start != start else "."))
             with st.expander("Table of churn per period"):
-                t = churn.assign(period=churn["period"].dt.strftime("%Y-%m-%d"))
+                t = churn.assign(period=churn["period"].dt.strftime("%Y-%m-%d")).round(
+                    {"churn_pct": 2, "ci_low": 2, "ci_high": 2, "retention_pct": 2}).rename(columns={
+                        "period": f"{grain.capitalize()} starting", "active": "Active at start", "lost": "Lost",
+                        "churn_pct": "Churn (%)", "ci_low": "95% low (%)", "ci_high": "95% high (%)",
+                        "retention_pct": "Retention (%)"})
                 t.attrs = {}
-                st.dataframe(t, hide_index=True, width="stretch")
+                st.dataframe(t, hide_index=True, width="stretch", column_config={
+                    c: st.column_config.NumberColumn(format="localized") for c in ("Active at start", "Lost")})
                 table_download(t, f"touchpoint-churn-per-{grain}", key="churn_trend_csv")
 
         cgrain = "week" if grain == "week" else "month"
@@ -266,9 +271,13 @@ with tab_churn:
                     st.caption("Is onboarding getting better? Each point is one cohort's retention after its first "
                                f"full {cgrain}.")
             with st.expander("Table of cohorts"):
-                t = cohorts.assign(cohort=cohorts["cohort"].dt.strftime("%Y-%m-%d"))
+                t = cohorts.assign(cohort=cohorts["cohort"].dt.strftime("%Y-%m-%d")).round(
+                    {"retention_pct": 2}).rename(columns={
+                        "cohort": f"Cohort ({cgrain} starting)", "period": f"{cgrain.capitalize()}s since joining",
+                        "customers": "Customers", "retained": "Retained", "retention_pct": "Retention (%)"})
                 t.attrs = {}
-                st.dataframe(t, hide_index=True, width="stretch")
+                st.dataframe(t, hide_index=True, width="stretch", column_config={
+                    c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Retained")})
                 table_download(t, "touchpoint-cohorts", key="churn_cohorts_csv")
 
 # -- survival -----------------------------------------------------------------------------------
@@ -422,6 +431,8 @@ with tab_value:
                                                 "expected_spend", "clv"]]
                 st.markdown("**Top customers by predicted value**")
                 st.dataframe(top, hide_index=True, width="stretch", column_config={
+                    "customer_id": st.column_config.TextColumn("Customer"),
+                    "orders": st.column_config.NumberColumn("Orders", format="localized"),
                     "p_alive": st.column_config.ProgressColumn("P(active)", format="percent", min_value=0, max_value=1),
                     "revenue": st.column_config.NumberColumn("Revenue so far", format="%.2f"),
                     "expected_purchases": st.column_config.NumberColumn("Expected orders", format="%.2f"),

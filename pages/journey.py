@@ -253,7 +253,7 @@ def _step_table(table: pd.DataFrame, q: FunnelQuery) -> None:
         show[c] = show[c].map(fmt_hours)
     rename = {"step": "#", "step_name": "Step", "customers": "Customers", "conversion_pct": "% of entrants",
               "step_conversion_pct": "% of previous step", "dropoff": "Dropped off",
-              "median_hours": "Median time from previous", "p90_hours": "p90 time from previous",
+              "median_hours": "Median time from previous", "p90_hours": "90% within (from previous)",
               "median_hours_from_first": "Median time from first"}
     if q.by:
         rename[q.by] = dim_label(q.by)
@@ -347,7 +347,12 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
     st.caption(f"{len(dropped):,} customers reached the step before but not this one within the window: their IDs, "
                "when they entered, their last step and when the window closed, to follow up with.")
     if len(dropped):
-        st.dataframe(dropped.head(200), hide_index=True, width="stretch")
+        st.dataframe(dropped.head(200), hide_index=True, width="stretch", column_config={
+            "customer_id": st.column_config.TextColumn("Customer"),
+            "entered_at": st.column_config.DatetimeColumn("Entered", format="YYYY-MM-DD HH:mm"),
+            "last_step": st.column_config.TextColumn("Last step reached"),
+            "last_step_at": st.column_config.DatetimeColumn("Reached at", format="YYYY-MM-DD HH:mm"),
+            "window_ends_at": st.column_config.DatetimeColumn("Window closed", format="YYYY-MM-DD HH:mm")})
         table_download(dropped, f"dropped_before_step_{step}", key="journey_dropped_csv",
                        label=f"Download all {len(dropped):,} customers (CSV)")
 

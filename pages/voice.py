@@ -184,13 +184,13 @@ with tab_themes:
             "theme": "Theme", "origin": "Origin", "mentions": "Mentions", "share": "% of comments",
             "mean_sentiment": "Mean sentiment", "pct_negative": "% negative", "mean_with": f"Mean {mlabel} with",
             "mean_without": f"Mean {mlabel} without", "diff": "Difference", "diff_low": "Diff. low",
-            "diff_high": "Diff. high", "points_cost": f"Cost ({cost_unit})" if metric else "Cost", "n": "n scored"})
+            "diff_high": "Diff. high", "points_cost": f"Cost ({cost_unit})" if metric else "Cost", "n": "Scored answers"})
         table["Origin"] = table["Origin"].map(ORIGIN_LABELS)
         if not metric:
             table = table.drop(columns=[c for c in table.columns if "Mean " in c or "Diff" in c or "Cost" in c])
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"Mentions": st.column_config.NumberColumn(format="localized"),
-                                    "n scored": st.column_config.NumberColumn(format="localized"),
+                                    "Scored answers": st.column_config.NumberColumn(format="localized"),
                                     "% of comments": st.column_config.NumberColumn(format="%.1f"),
                                     "Mean sentiment": st.column_config.NumberColumn(format="%+.2f"),
                                     "% negative": st.column_config.NumberColumn(format="%.0f"),

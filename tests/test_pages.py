@@ -3,6 +3,7 @@ and from URLs with garbage in them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cx import ingest
+from cx import demo, ingest
 from cx.store import open_store
 from tests.conftest import run_app
 
@@ -154,3 +155,29 @@ def test_the_launcher_prepares_exactly_what_a_first_overview_reads(app_db, monke
     assert computed == [1]  # the page computed nothing again
     # 1 Sep – 30 Nov 2024 holds all twelve answers: 7 promoters, 4 detractors → NPS +25.0.
     assert {m.label: m.value for m in at.metric}["NPS"] == "+25.0"
+
+
+# Headers each page's tables must show (a sample; every header is checked for code names).
+READABLE = {"pages/trends.py": {"Month starting", "Observations", "Significant change"},
+            "pages/segments.py": {"Channel", "Observations", "Low n"},
+            "pages/journey.py": {"Step", "90% within (from previous)", "Customer", "Last step reached"},
+            "pages/voice.py": {"Theme", "Scored answers"},
+            "pages/churn.py": {"Month starting", "Active at start", "Churn (%)", "Cohort (month starting)",
+                               "Customer", "Orders", "Predicted value (12 m)"}}
+
+
+@pytest.mark.parametrize("page", sorted(READABLE))
+def test_tables_show_headers_written_for_people(app_store_path, page):
+    """No table shows a name from the code ("churn_pct", "customer_id", "n"): each header is written for
+    people, in the frame or in the table's column configuration. A p-value column may start with "p"."""
+    demo.load_demo(open_store(app_store_path), scale=0.2)
+    at = run_app({"range": "all"}, page=page)
+    assert not at.error, [e.value for e in at.error]
+    shown = []
+    for frame in at.dataframe:
+        config = json.loads(frame.proto.columns or "{}")
+        visible = list(frame.proto.column_order) or list(frame.value.columns)
+        shown += [str(config.get(c, {}).get("label", c)) for c in visible]
+    raw = [h for h in shown if "_" in h or (h[:1].islower() and not h.startswith("p "))]
+    assert not raw, raw
+    assert READABLE[page] <= set(shown), READABLE[page] - set(shown)
