@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        # argparse %-formats a help string (not a description): "95% interval" would crash --help.
+        p = sub.add_parser(name, help=help_.replace("%", "%%"), description=help_)
         p.add_argument("--db", help="store path (default: $TOUCHPOINT_DB or data/touchpoint.duckdb)")
         return p
 

@@ -45,6 +45,21 @@ def db(tmp_path) -> Path:
     return path
 
 
+def test_help_lists_every_command_and_each_command_has_help():
+    """`python -m cx --help` printed a traceback: a command's help said "95% interval" and argparse
+    %-formats help strings."""
+    from cx.__main__ import build_parser
+
+    top = cx("--help")
+    assert top.returncode == 0, top.stderr
+    assert "95% interval" in top.stdout and "Traceback" not in top.stderr
+    commands = build_parser()._subparsers._group_actions[0].choices  # every registered command
+    for name in ("import", "metric", "voice", "clv"):
+        assert name in commands and name in top.stdout
+    for name in commands:
+        assert commands[name].format_help().startswith("usage: python -m cx " + name)
+
+
 def test_import_prints_the_batch_as_json_and_batches_rejects_remove_follow(db, tmp_path):
     path = tmp_path / "nps.csv"
     path.write_text(RESPONSES)
