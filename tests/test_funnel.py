@@ -418,6 +418,30 @@ def test_other_tables_timestamps_are_steps_too(store):
         funnel.compute_funnel(store, FunnelQuery.build(["orders: order placed", "tickets: first reply"]))
 
 
+def test_other_tables_repeating_a_customer_instant_and_step_count_once(store):
+    # o1 places two orders at one instant (k1, k4), and an event carries the same step name at that instant;
+    # two tickets opened together (t1, t5), resolved the next day. Each repeat is one step in every order
+    # mode: strict order would otherwise see a second "order placed" or "ticket opened" between two steps.
+    # o2: ticket 20 days after its order (outside the window). o3: ticket before the order. o4: no order.
+    ingest.import_frame(store, "orders", pd.DataFrame({
+        "order_id": ["k1", "k2", "k3", "k4"], "customer_id": ["o1", "o2", "o3", "o1"],
+        "ordered_at": [d(0), d(0), d(1), d(0)], "amount": [10.0, 20.0, 30.0, 5.0]}), file_name="orders")
+    ingest.import_frame(store, "tickets", pd.DataFrame({
+        "ticket_id": ["t1", "t2", "t3", "t4", "t5"], "customer_id": ["o1", "o2", "o3", "o4", "o1"],
+        "created_at": [d(2), d(20), d(0), d(0), d(2)], "resolved_at": [d(3), d(21), d(2), d(1), d(3)]}),
+        file_name="tickets")
+    load(store, [("o1", d(0), "orders: order placed", "web")])
+    steps = ["orders: order placed", "tickets: ticket opened", "tickets: ticket resolved"]
+    assert counts(store, steps=steps) == [3, 1, 1]
+    # Strict: o1 converts (one order, one opening, one resolution); o3's next event after its order is a
+    # resolution, not an opening.
+    assert counts(store, steps=steps, mode="strict") == [3, 1, 1]
+    # Any order: o1 and o3 do all three within 14 days; o2 and o4 two (opened, resolved).
+    assert counts(store, steps=steps, mode="any") == [4, 4, 2]
+    table = funnel.compute_funnel(store, FunnelQuery.build(steps))
+    assert table["median_hours"].tolist()[1:] == [48.0, 24.0]
+
+
 def test_breakdown_groups_are_tested_against_the_rest():
     from scipy.stats import norm
 
