@@ -264,6 +264,11 @@ def test_windows_parse_in_readable_units():
 def test_step_catalog_lists_steps_in_journey_order(journeys):
     cat = funnel.step_catalog(journeys)
     assert cat["step"].tolist()[:2] == ["A", "B"]
+    # Each customer's first occurrences ranked by time (equal instants by name). A: rank 1 for nine, 2 for c7
+    # (B, A). B: 1 (c7, c10), 2 (c1, c4, c5, c6, c8, c9), 3 (c2, c3, c11): median of 11 is 2. C: 2 (c3, c10),
+    # 3 (c1, c4, c5, c6, c8), 4 (c2, c11): 3. X: 2 (c2, c11). B and X tie at 2: more customers first.
+    assert cat.set_index("step")["median_position"].to_dict() == {"A": 1.0, "B": 2.0, "X": 2.0, "C": 3.0}
+    assert cat["step"].tolist() == ["A", "B", "X", "C"]
     assert cat.set_index("step").loc["A", "events"] == 12 and cat.set_index("step").loc["A", "customers"] == 10
 
 
@@ -411,6 +416,10 @@ def test_other_tables_timestamps_are_steps_too(store):
     by = funnel.compute_funnel(store, FunnelQuery.build(steps, by="channel"))
     assert by.groupby("channel")["customers"].apply(list).to_dict() == {"web": [2, 1, 1, 1], "app": [1, 0, 0, 0]}
     cat = funnel.step_catalog(store).set_index("step")
+    # Other tables' timestamps follow the journey events, in the order of a customer's dealings.
+    assert cat.index.tolist() == ["orders: order placed", "tickets: ticket opened", "tickets: ticket resolved",
+                                  "responses: survey answered"]
+    assert cat["customers"].tolist() == [3, 4, 4, 1] and cat["median_position"].isna().all()
     assert cat.loc["tickets: ticket opened", ["events", "customers"]].tolist() == [4, 4]
     assert cat.loc["orders: order placed", "source"] == "orders"
     assert "tickets: first reply" not in cat.index  # no ticket has a first reply time
