@@ -41,6 +41,22 @@ def test_shapley_r2_is_the_average_added_r2_over_every_entry_order(p):
     assert phi.sum() == pytest.approx(r2, abs=1e-12)
 
 
+def test_rows_counted_by_weight_decompose_as_the_rows_written_out():
+    # Six 0/1 flag patterns with an outcome, each occurring 1–9 times: the decomposition of the weighted
+    # distinct rows equals that of the customers listed one by one.
+    rng = np.random.default_rng(7)
+    rows = np.column_stack([rng.integers(0, 2, size=(6, 3)), rng.choice([-100.0, 0.0, 100.0], size=6)])
+    counts = np.array([1, 9, 4, 2, 7, 3])
+    phi_w, r2_w = drivers.shapley_r2(rows[:, :3], rows[:, 3], counts)
+    full = np.repeat(rows, counts, axis=0)
+    phi, r2 = drivers.shapley_r2(full[:, :3], full[:, 3])
+    assert phi_w == pytest.approx(phi, abs=1e-12) and r2_w == pytest.approx(r2, abs=1e-12) and r2 > 0
+    # A zero count leaves a row out.
+    phi_0, _ = drivers.shapley_r2(rows[:, :3], rows[:, 3], np.array([1, 9, 4, 2, 7, 0]))
+    kept = np.repeat(rows[:5], counts[:5], axis=0)
+    assert phi_0 == pytest.approx(drivers.shapley_r2(kept[:, :3], kept[:, 3])[0], abs=1e-12)
+
+
 def test_a_constant_column_gets_no_credit():
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.normal(size=100), np.ones(100)])
