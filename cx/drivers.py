@@ -241,6 +241,9 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     t_aggs = {"support": (tk.created_at.notnull()).cast("int64").max(), "reopened": reopened.cast("int64").max()}
     mentions = _theme_mentions(backend, r, tk)
     if mentions is not None:
+        # Read once (customer, theme pairs: about 700,000 at 10 M, ~20 MB) for both the choice of themes
+        # and the frame; as an expression the engine matched every comment to its themes twice (2.5 s each).
+        mentions = ibis.memtable(mentions.to_pyarrow())
         # Comment themes mentioned by enough customers in the same window, most mentioned first.
         top = mentions.group_by("theme").aggregate(k=mentions.customer_id.nunique()) \
             .order_by([ibis.desc("k"), "theme"]).limit(MAX_THEMES).execute()
