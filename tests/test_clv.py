@@ -160,6 +160,31 @@ def test_customers_sharing_a_history_are_fitted_as_one_weighted_term():
         assert getattr(doubled, k) == pytest.approx(getattr(bg, k), rel=1e-4), k
 
 
+def test_the_spend_fit_maximises_the_reference_likelihood_with_and_without_weights():
+    """The fit evaluates the Gamma-Gamma likelihood from precomputed sums: it reports the reference
+    likelihood of every customer at its estimates, and weights count as repeated customers (they were
+    ignored, and misaligned with the customers kept, before)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 8, 400).astype(float)
+    m = rng.gamma(6.0, 1 / (rng.gamma(4.0, 1 / 15.0, 400)))  # spend per customer with a Gamma-Gamma shape
+    x[:5], m[5:8] = 0, np.nan  # not repeat buyers or without amounts: left out
+    gg = clv.fit_gamma_gamma(x, m)
+    keep = (x > 0) & np.isfinite(m)
+    assert gg.n == 392
+    assert gg.log_likelihood == pytest.approx(clv.gamma_gamma_log_likelihood((gg.p, gg.q, gg.gamma), x[keep],
+                                                                               m[keep]), rel=1e-12)
+    for params in ((6.25, 3.74, 15.44), (0.5, 9.0, 2.0)):
+        fast = clv._gamma_gamma_terms(x[keep], m[keep], np.ones(int(keep.sum())))
+        assert fast(params) == pytest.approx(clv.gamma_gamma_log_likelihood(params, x[keep], m[keep]), rel=1e-12)
+    w = rng.integers(1, 4, 400).astype(float)
+    weighted = clv.fit_gamma_gamma(x, m, weights=w)
+    written_out = clv.fit_gamma_gamma(np.repeat(x, w.astype(int)), np.repeat(m, w.astype(int)))
+    assert weighted.log_likelihood == pytest.approx(written_out.log_likelihood, rel=1e-9)
+    assert weighted.n == written_out.n == int(w[keep].sum())
+    for k in ("p", "q", "gamma"):
+        assert getattr(weighted, k) == pytest.approx(getattr(written_out, k), rel=1e-4), k
+
+
 @pytest.mark.datasets
 @pytest.mark.skipif(not CDNOW.is_dir(), reason="CDNOW files not found")
 def test_published_cdnow_estimates_from_the_raw_transactions(store):
