@@ -265,7 +265,7 @@ def rfm_summary(store: Store, *, unit: str = "week", calibration_end: date | Non
     WITH days AS (
         -- one transaction per customer and day
         SELECT o.customer_id, CAST(o.ordered_at AS DATE) AS day, sum(o.amount) AS amount, count(*) AS orders
-        FROM orders o LEFT JOIN customers c ON c.customer_id = o.customer_id
+        FROM orders o {'LEFT JOIN customers c ON c.customer_id = o.customer_id' if filt else ''}
         WHERE o.customer_id IS NOT NULL AND CAST(o.ordered_at AS DATE) <= $obs_end
           AND (o.status IS NULL OR lower(o.status) NOT IN {tuple(NOT_REVENUE)!r}){extra}
         GROUP BY 1, 2),
@@ -473,7 +473,7 @@ def _tracking(store: Store, rfm: pd.DataFrame, bg: BetaGeo, unit: str, cal_end: 
     sql = f"""
     WITH days AS (
         SELECT o.customer_id, CAST(o.ordered_at AS DATE) AS day
-        FROM orders o LEFT JOIN customers c ON c.customer_id = o.customer_id
+        FROM orders o {'LEFT JOIN customers c ON c.customer_id = o.customer_id' if filt else ''}
         WHERE o.customer_id IS NOT NULL AND CAST(o.ordered_at AS DATE) <= $obs_end
           AND (o.status IS NULL OR lower(o.status) NOT IN {tuple(NOT_REVENUE)!r}){extra}
         GROUP BY 1, 2),
