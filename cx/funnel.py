@@ -44,9 +44,12 @@ a customer's events at the same instant are ordered funnel steps first, in funne
 events by name: two steps at the same instant are consecutive, while a non-funnel event at the same
 instant as a step still comes before the next step if that one is later (it did not happen after it).
 
-**Duplicates.** Rows with the same customer, timestamp and step are one event (the store's key
-already makes them unique; a table from another source is de-duplicated here). The same step at
-different times is several events: the earliest suitable one is used, and in strict mode the
+**Duplicates.** Rows with the same customer, timestamp and step are one event: two orders placed at
+once, an event carrying another table's step name at that instant, a table filled other than by the
+importer (whose key keeps events unique). As a funnel's first step such an event passes the filters
+when one of its rows does, and is counted under the smallest breakdown value among the rows that pass
+(in every order mode). The same step
+at different times is several events: the earliest suitable one is used, and in strict mode the
 others count as events in between.
 
 **Out-of-order events.** Order is by ``occurred_at`` only, never by file or import order; a step
@@ -253,11 +256,11 @@ def _attempts_sql(store: Store, q: FunnelQuery) -> tuple[str, dict[str, Any], li
         sources.append(f"""SELECT customer_id, {col} AS t, $d{i} AS step, {bd} AS bd, {keep_d} AS keep
     FROM {quote_ident(table)} WHERE customer_id IS NOT NULL AND {col} IS NOT NULL""")
     union = "\n    UNION ALL ".join(sources)
-    # Rows may repeat a customer, instant and step: two orders placed at once, an event carrying another
-    # table's step name, a table filled other than by the importer (whose key keeps events unique).
-    # Sequential and any-order matching give the same answer with repeats (an ASOF join takes one of equal
-    # rows; the attempt kept per customer is the same); strict order de-duplicates, since a repeat would
-    # stand between two steps. De-duplicating every event up front took 11 of 16 s over 20 M events.
+    # Rows may repeat a customer, instant and step (see Duplicates above). Sequential and any-order
+    # matching need no de-duplication: a repeat only adds an equal attempt (an ASOF join takes one of equal
+    # rows), the first step's rows the filters drop start none, and of equal attempts `pick` keeps the
+    # smallest breakdown value. Strict order de-duplicates by the same rule, since a repeat would stand
+    # between two steps. De-duplicating every event up front took 11 of 16 s over 20 M events.
     ctes = [f"""-- every event (events, plus other tables' timestamps used as steps); not materialized: each step's
 -- read filters the tables itself
 ev AS NOT MATERIALIZED (
@@ -283,7 +286,8 @@ a{k} AS (
 seq AS (
   SELECT *, row_number() OVER (PARTITION BY customer_id
                                ORDER BY t, coalesce(list_position($steps, step), 2147483647), step) AS rn
-  FROM (SELECT customer_id, t, step, min(bd) AS bd, bool_or(keep) AS keep FROM ev GROUP BY customer_id, t, step)
+  FROM (SELECT customer_id, t, step, min(bd) FILTER (WHERE keep) AS bd, bool_or(keep) AS keep FROM ev
+        GROUP BY customer_id, t, step)
 )""")
         ctes.append(f"a1 AS (SELECT customer_id, bd, t AS t1, rn AS r1 FROM seq WHERE step = $s1 AND {entry_sql})")
         for k in range(2, n + 1):
@@ -422,7 +426,8 @@ def step_catalog(store: Store) -> pd.DataFrame:
     of the step's first occurrence among the steps of each customer's journey events (so the list reads
     roughly in journey order; then by customers, then by name); NULL for the other tables' timestamps,
     which are records of their own rather than journey steps (ranking them among the events cost more
-    than the rest of the catalogue: 9.7 s against 3 s over 20 M events and 18 M other rows)."""
+    than the rest of the catalogue: 9.7 s against 3 s over 20 M events and 18 M other rows). An event
+    carrying another table's step name is that step: listed once, in the events' place, counted over both."""
     events = """
     WITH firsts AS (SELECT customer_id, step, min(occurred_at) AS t, count(*) AS n FROM events GROUP BY ALL),
     ranked AS (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY t, step) AS pos FROM firsts)
@@ -430,15 +435,25 @@ def step_catalog(store: Store) -> pd.DataFrame:
            'events' AS source
     FROM ranked GROUP BY step ORDER BY median_position, customers DESC, step"""
     with read_cursor(store) as cur:
-        frames = [cur.execute(events).df()]
+        catalog = cur.execute(events).df()
+        frames = [catalog]
         for name in _derived_available(store):
             table, column = DERIVED_STEPS[name]
-            frames.append(cur.execute(
-                f"SELECT $name AS step, count(*)::BIGINT AS events, count(DISTINCT customer_id)::BIGINT AS customers, "
-                f"NULL::DOUBLE AS median_position, $table AS source FROM {quote_ident(table)} "
-                f"WHERE customer_id IS NOT NULL AND {quote_ident(column)} IS NOT NULL",
-                {"name": name, "table": table}).df())
-    return pd.concat(frames, ignore_index=True)
+            rows = (f"SELECT customer_id FROM {quote_ident(table)} "
+                    f"WHERE customer_id IS NOT NULL AND {quote_ident(column)} IS NOT NULL")
+            at = catalog.index[catalog["step"] == name]
+            if len(at):
+                # An event carries this name too: one step (a funnel reads both), counted over both, in the
+                # events' place.
+                rows += " UNION ALL SELECT customer_id FROM events WHERE step = $name"
+            counts = cur.execute(f"SELECT count(*)::BIGINT, count(DISTINCT customer_id)::BIGINT FROM ({rows})",
+                                 {"name": name} if len(at) else {}).fetchone()
+            if len(at):
+                catalog.loc[at, ["events", "customers"]] = counts
+            else:
+                frames.append(pd.DataFrame({"step": [name], "events": [counts[0]], "customers": [counts[1]],
+                                            "median_position": [None], "source": [table]}))
+    return pd.concat(frames, ignore_index=True).astype({"median_position": "float64"})
 
 
 def funnel_dimensions(store: Store) -> list[str]:

@@ -440,6 +440,10 @@ def test_other_tables_repeating_a_customer_instant_and_step_count_once(store):
         "created_at": [d(2), d(20), d(0), d(0), d(2)], "resolved_at": [d(3), d(21), d(2), d(1), d(3)]}),
         file_name="tickets")
     load(store, [("o1", d(0), "orders: order placed", "web")])
+    # The catalogue lists the step once, counted over the event and the four orders (three customers).
+    cat = funnel.step_catalog(store)
+    assert cat["step"].tolist() == ["orders: order placed", "tickets: ticket opened", "tickets: ticket resolved"]
+    assert cat[["events", "customers", "source"]].values.tolist()[0] == [5, 3, "events"]
     steps = ["orders: order placed", "tickets: ticket opened", "tickets: ticket resolved"]
     assert counts(store, steps=steps) == [3, 1, 1]
     # Strict: o1 converts (one order, one opening, one resolution); o3's next event after its order is a
@@ -449,6 +453,31 @@ def test_other_tables_repeating_a_customer_instant_and_step_count_once(store):
     assert counts(store, steps=steps, mode="any") == [4, 4, 2]
     table = funnel.compute_funnel(store, FunnelQuery.build(steps))
     assert table["median_hours"].tolist()[1:] == [48.0, 24.0]
+
+
+@pytest.mark.parametrize("mode", ["sequential", "strict", "any"])
+def test_a_repeated_first_step_is_counted_under_a_value_the_filters_keep(store, mode):
+    # o1 places two orders at one instant, one in the app and one on the web; o2 on the web, o3 in the app.
+    # Tickets follow a day later, except o2's (20 days: outside the window).
+    ingest.import_frame(store, "orders", pd.DataFrame({
+        "order_id": ["k1", "k2", "k3", "k4"], "customer_id": ["o1", "o1", "o2", "o3"], "ordered_at": [d(0)] * 4,
+        "amount": [1.0] * 4, "channel": ["app", "web", "web", "app"]}), file_name="orders")
+    ingest.import_frame(store, "tickets", pd.DataFrame({
+        "ticket_id": ["t1", "t2", "t3"], "customer_id": ["o1", "o2", "o3"], "created_at": [d(1), d(20), d(1)]}),
+        file_name="tickets")
+    steps = ["orders: order placed", "tickets: ticket opened"]
+
+    def by_channel(**kw):
+        table = funnel.compute_funnel(store, FunnelQuery.build(steps, mode=mode, by="channel", **kw))
+        return table.groupby("channel")["customers"].apply(list).to_dict()
+
+    # Unfiltered, o1 counts under the smaller value of its two rows (app); filtered to the web, under web.
+    assert by_channel() == {"app": [2, 2], "web": [1, 0]}
+    assert by_channel(where={"channel": ["web"]}) == {"web": [2, 1]}
+    assert by_channel(where={"channel": ["app"]}) == {"app": [2, 2]}
+    dropped = funnel.dropped_customers(store, FunnelQuery.build(steps, mode=mode, by="channel",
+                                                                where={"channel": ["web"]}), 2)
+    assert dropped[["customer_id", "channel"]].values.tolist() == [["o2", "web"]]
 
 
 def test_breakdown_groups_are_tested_against_the_rest():
