@@ -240,36 +240,44 @@ def customer_frame(backend, *, outcome: str = "nps", start=None, end=None, where
     reopened = metrics.REGISTRY["reopen_rate"].condition(tk, q) & metrics.REGISTRY["reopen_rate"].base(tk)
     t_aggs = {"support": (tk.created_at.notnull()).cast("int64").max(), "reopened": reopened.cast("int64").max()}
     mentions = _theme_mentions(backend, r, tk)
+    registered = None
     if mentions is not None:
         # Read once (customer, theme pairs: about 700,000 at 10 M, ~20 MB) for both the choice of themes
         # and the frame; as an expression the engine matched every comment to its themes twice (2.5 s each).
+        # Ibis leaves an in-memory table registered on the connection: it is dropped once the frame is read.
         mentions = ibis.memtable(mentions.to_pyarrow())
-        # Comment themes mentioned by enough customers in the same window, most mentioned first.
-        top = mentions.group_by("theme").aggregate(k=mentions.customer_id.nunique()) \
-            .order_by([ibis.desc("k"), "theme"]).limit(MAX_THEMES).execute()
-        themes = [th for th, k in zip(top["theme"], top["k"]) if int(k) >= min_n]
-        if themes:
-            parts.append(mentions.group_by("customer_id").aggregate(
-                **{f"theme_{i}": (mentions.theme == th).cast("int64").max() for i, th in enumerate(themes)}))
-            features += [Feature(f"theme_{i}", theme_label(th), "Theme") for i, th in enumerate(themes)]
-    features.append(Feature("support", "Contacted support", "Support"))
-    for lo, hi, col, label in FRT_BUCKETS:
-        t_aggs[col] = ((frt >= lo) & ((frt < hi) if hi else True)).cast("int64").max()
-    for lo, hi, col, label in TTR_BUCKETS:
-        t_aggs[col] = ((ttr >= lo) & ((ttr < hi) if hi else True)).cast("int64").max()
-    parts.append(tk.group_by("customer_id").aggregate(**t_aggs))
-    # The slowest ticket decides the bucket: a customer over 8 h is not also counted in 1–8 h.
-    features += [Feature(col, label, "Support") for _, _, col, label in FRT_BUCKETS + TTR_BUCKETS]
-    features.append(Feature("reopened", "A ticket was reopened", "Support"))
-    if outcome == "churn":
-        d = r.filter(r.nps.notnull())
-        parts.append(d.group_by("customer_id").aggregate(detractor=(d.nps <= 6).cast("int64").max()))
-        features.append(Feature("detractor", "Gave a detractor score (0–6)", "Survey"))
+        registered = mentions.op().name
+    try:
+        if mentions is not None:
+            # Comment themes mentioned by enough customers in the same window, most mentioned first.
+            top = mentions.group_by("theme").aggregate(k=mentions.customer_id.nunique()) \
+                .order_by([ibis.desc("k"), "theme"]).limit(MAX_THEMES).execute()
+            themes = [th for th, k in zip(top["theme"], top["k"]) if int(k) >= min_n]
+            if themes:
+                parts.append(mentions.group_by("customer_id").aggregate(
+                    **{f"theme_{i}": (mentions.theme == th).cast("int64").max() for i, th in enumerate(themes)}))
+                features += [Feature(f"theme_{i}", theme_label(th), "Theme") for i, th in enumerate(themes)]
+        features.append(Feature("support", "Contacted support", "Support"))
+        for lo, hi, col, label in FRT_BUCKETS:
+            t_aggs[col] = ((frt >= lo) & ((frt < hi) if hi else True)).cast("int64").max()
+        for lo, hi, col, label in TTR_BUCKETS:
+            t_aggs[col] = ((ttr >= lo) & ((ttr < hi) if hi else True)).cast("int64").max()
+        parts.append(tk.group_by("customer_id").aggregate(**t_aggs))
+        # The slowest ticket decides the bucket: a customer over 8 h is not also counted in 1–8 h.
+        features += [Feature(col, label, "Support") for _, _, col, label in FRT_BUCKETS + TTR_BUCKETS]
+        features.append(Feature("reopened", "A ticket was reopened", "Support"))
+        if outcome == "churn":
+            d = r.filter(r.nps.notnull())
+            parts.append(d.group_by("customer_id").aggregate(detractor=(d.nps <= 6).cast("int64").max()))
+            features.append(Feature("detractor", "Gave a detractor score (0–6)", "Survey"))
 
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.left_join(part, "customer_id").drop("customer_id_right")
-    frame = joined.execute()
+        joined = parts[0]
+        for part in parts[1:]:
+            joined = joined.left_join(part, "customer_id").drop("customer_id_right")
+        frame = joined.execute()
+    finally:
+        if registered is not None:
+            backend.con.unregister(registered)
     for f in features:
         frame[f.column] = pd.to_numeric(frame[f.column], errors="coerce").fillna(0).astype("int64")
     if "frt_8" in frame:

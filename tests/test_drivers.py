@@ -190,6 +190,23 @@ def test_comment_themes_are_drivers_with_plain_labels(store):
     assert table["importance_pct"].sum() == pytest.approx(100.0)
 
 
+def test_the_themes_read_for_the_frame_are_released_from_the_connection(store):
+    # The frame reads each customer's themes once into an in-memory table (~20 MB at 10 M) that Ibis
+    # would leave registered on the thread's connection for as long as the thread lives.
+    from cx import engine
+
+    shop(store, comments=True)
+    backend = engine.backend_for(store)
+
+    def views():
+        return set(backend.con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").df()["view_name"])
+
+    before = views()
+    frame, features = drivers.customer_frame(backend)
+    assert any(f.group == "Theme" for f in features)
+    assert views() == before
+
+
 def test_a_theme_counts_only_in_the_window_and_on_the_present_text(store):
     shop(store, comments=True)
     frame, features = drivers.customer_frame(store)
