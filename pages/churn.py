@@ -201,14 +201,15 @@ with tab_churn:
                        "its 95% interval (Wilson). Only complete periods are shown"
                        + ("; the range was widened to show a year of trend." if wide_start != start else "."))
             with st.expander("Table of churn per period"):
-                t = churn.assign(period=churn["period"].dt.strftime("%Y-%m-%d")).round(
-                    {"churn_pct": 2, "ci_low": 2, "ci_high": 2, "retention_pct": 2}).rename(columns={
+                t = churn.assign(period=churn["period"].dt.strftime("%Y-%m-%d")).rename(columns={
                         "period": f"{grain.capitalize()} starting", "active": "Active at start", "lost": "Lost",
                         "churn_pct": "Churn (%)", "ci_low": "95% low (%)", "ci_high": "95% high (%)",
                         "retention_pct": "Retention (%)"})
                 t.attrs = {}
                 st.dataframe(t, hide_index=True, width="stretch", column_config={
-                    c: st.column_config.NumberColumn(format="localized") for c in ("Active at start", "Lost")})
+                    **{c: st.column_config.NumberColumn(format="localized") for c in ("Active at start", "Lost")},
+                    **{c: st.column_config.NumberColumn(format="%.2f")
+                       for c in ("Churn (%)", "95% low (%)", "95% high (%)", "Retention (%)")}})
                 table_download(t, f"touchpoint-churn-per-{grain}", key="churn_trend_csv")
 
         cgrain = "week" if grain == "week" else "month"
@@ -271,13 +272,13 @@ with tab_churn:
                     st.caption("Is onboarding getting better? Each point is one cohort's retention after its first "
                                f"full {cgrain}.")
             with st.expander("Table of cohorts"):
-                t = cohorts.assign(cohort=cohorts["cohort"].dt.strftime("%Y-%m-%d")).round(
-                    {"retention_pct": 2}).rename(columns={
+                t = cohorts.assign(cohort=cohorts["cohort"].dt.strftime("%Y-%m-%d")).rename(columns={
                         "cohort": f"Cohort ({cgrain} starting)", "period": f"{cgrain.capitalize()}s since joining",
                         "customers": "Customers", "retained": "Retained", "retention_pct": "Retention (%)"})
                 t.attrs = {}
                 st.dataframe(t, hide_index=True, width="stretch", column_config={
-                    c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Retained")})
+                    **{c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Retained")},
+                    "Retention (%)": st.column_config.NumberColumn(format="%.2f")})
                 table_download(t, "touchpoint-cohorts", key="churn_cohorts_csv")
 
 # -- survival -----------------------------------------------------------------------------------

@@ -347,13 +347,13 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
     st.caption(f"{len(dropped):,} customers reached the step before but not this one within the window: their IDs, "
                "when they entered, their last step and when the window closed, to follow up with.")
     if len(dropped):
-        st.dataframe(dropped.head(200), hide_index=True, width="stretch", column_config={
-            "customer_id": st.column_config.TextColumn("Customer"),
-            "entered_at": st.column_config.DatetimeColumn("Entered", format="YYYY-MM-DD HH:mm"),
-            "last_step": st.column_config.TextColumn("Last step reached"),
-            "last_step_at": st.column_config.DatetimeColumn("Reached at", format="YYYY-MM-DD HH:mm"),
-            "window_ends_at": st.column_config.DatetimeColumn("Window closed", format="YYYY-MM-DD HH:mm")})
-        table_download(dropped, f"dropped_before_step_{step}", key="journey_dropped_csv",
+        shown = dropped.rename(columns={"customer_id": "Customer", "entered_at": "Entered",
+                                        "last_step": "Last step reached", "last_step_at": "Reached at",
+                                        "window_ends_at": "Window closed", **({q.by: dim_label(q.by)} if q.by else {})})
+        minutes = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+        st.dataframe(shown.head(200), hide_index=True, width="stretch",
+                     column_config={c: minutes for c in ("Entered", "Reached at", "Window closed")})
+        table_download(shown, f"dropped_before_step_{step}", key="journey_dropped_csv",
                        label=f"Download all {len(dropped):,} customers (CSV)")
 
 

@@ -94,7 +94,8 @@ else:
                f"from everyone else (p < {settings.alpha}); “low n”: fewer than {settings.min_n} observations.")
 
 table = df.rename(columns={"value": m.label, "ci_low": "95% low", "ci_high": "95% high", "low_n": "Low n",
-                           "p_vs_rest": "p vs rest", "differs": "Differs", "n": "Observations"}).drop(columns=["overall"])
+                           "p_vs_rest": "p vs rest", "differs": "Differs", "n": "Observations"}
+                  ).drop(columns=["overall"])
 st.dataframe(table, hide_index=True, width="stretch",
              column_config={**{d: st.column_config.TextColumn(d.replace("_", " ").capitalize()) for d in by},
                             "Observations": st.column_config.NumberColumn(format="localized"),

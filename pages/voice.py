@@ -184,7 +184,8 @@ with tab_themes:
             "theme": "Theme", "origin": "Origin", "mentions": "Mentions", "share": "% of comments",
             "mean_sentiment": "Mean sentiment", "pct_negative": "% negative", "mean_with": f"Mean {mlabel} with",
             "mean_without": f"Mean {mlabel} without", "diff": "Difference", "diff_low": "Diff. low",
-            "diff_high": "Diff. high", "points_cost": f"Cost ({cost_unit})" if metric else "Cost", "n": "Scored answers"})
+            "diff_high": "Diff. high", "points_cost": f"Cost ({cost_unit})" if metric else "Cost",
+            "n": "Scored answers"})
         table["Origin"] = table["Origin"].map(ORIGIN_LABELS)
         if not metric:
             table = table.drop(columns=[c for c in table.columns if "Mean " in c or "Diff" in c or "Cost" in c])

@@ -53,7 +53,8 @@ def test_breakdown_times_and_dropped_customers(journey_db):
     assert any("6 customers reached the step" in c.value for c in at.caption)
     at.selectbox(key="journey_drop_step").set_value(3).run()
     dropped = at.dataframe[-1].value
-    assert dropped["customer_id"].tolist() == ["c3", "c5", "c9"]
+    assert dropped["Customer"].tolist() == ["c3", "c5", "c9"]
+    assert dropped["Channel"].tolist() == ["web", "web", "app"]
 
 
 def test_fewer_than_two_steps_asks_for_more(journey_db):
