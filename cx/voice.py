@@ -888,6 +888,13 @@ def _current_sql(src: Source) -> str:
             f"ON s.source = c.source AND s.id = c.id AND s.text_hash = c.text_hash")
 
 
+def sources_with_comments(store: Store) -> list[str]:
+    """The sources that hold at least one comment (each found by reading until its first comment)."""
+    with read_cursor(store) as cur:
+        return [name for name, s in SOURCES.items()
+                if cur.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(s.table)} WHERE {s.has_text})").fetchone()[0]]
+
+
 def current_counts(store: Store) -> dict[str, int]:
     """Comments in the store now, and how many of them have a current analysis (a score row made from
     their present text; removed or edited rows never count with a stale one)."""
@@ -1175,27 +1182,20 @@ def verbatims(store: Store, *, source: str = "responses", start=None, end=None, 
         total = int(cur.execute(f"SELECT count(*) FROM ({sql}) b WHERE {where_sql}", params + p2).fetchone()[0])
         if limit == 0:  # the count only
             return pd.DataFrame(columns=list(VERBATIM_COLUMNS)), total
+        # The page of rows first, then their themes (attaching themes before the LIMIT aggregated them for
+        # every matching comment: 3.9 s for a page of 25 at 10 M).
         df = cur.execute(
+            f"WITH page AS (SELECT b.* FROM ({sql}) b WHERE {where_sql} "
+            + ("QUALIFY row_number() OVER (PARTITION BY b.text ORDER BY b.ts DESC, b.id) = 1 " if distinct else "")
+            + f"ORDER BY b.ts DESC, b.id{page}) "
             f"SELECT b.ts AS date, {customer} AS customer, {channel} AS channel, b.nps_v AS nps, b.csat_v AS csat, "
             "b.ces_v AS ces, b.category, coalesce(b.sentiment_label, 'unscored') AS sentiment, "
             "round(b.sentiment_score, 2) AS sentiment_score, b.language, "
             "(SELECT string_agg(theme, '; ' ORDER BY theme) FROM comment_themes t WHERE t.source = ? AND t.id = b.id "
             "AND b.analysed) AS themes, b.text AS comment, b.id "
-            f"FROM ({sql}) b WHERE {where_sql} "
-            + ("QUALIFY row_number() OVER (PARTITION BY b.text ORDER BY b.ts DESC, b.id) = 1 " if distinct else "")
-            + f"ORDER BY b.ts DESC, b.id{page}",
-            [src.table] + params + p2).df()
+            "FROM page b ORDER BY b.ts DESC, b.id",
+            params + p2 + [src.table]).df()
     return df, total
-
-
-def theme_names(store: Store, source: str = "responses") -> list[str]:
-    """Every theme some current comment of the source carries: rules first, then discovered ones."""
-    src = _source(source)
-    with read_cursor(store) as cur:
-        return [r[0] for r in cur.execute(
-            f"SELECT t.theme FROM comment_themes t JOIN ({_current_sql(src)}) c ON c.id = t.id AND c.analysed "
-            "WHERE t.source = ? GROUP BY t.theme, t.origin ORDER BY t.origin DESC, count(*) DESC, t.theme",
-            [src.table]).fetchall()]
 
 
 def revision(store: Store) -> str:

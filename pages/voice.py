@@ -57,9 +57,29 @@ def _verbatims(v: int, rev: str, source: str, f: Filters, search: str, themes: t
                            distinct=distinct)
 
 
+def _theme_options(impact: pd.DataFrame, key: str, has_default: bool = False) -> list[str]:
+    """The themes the comments in scope carry, for a picker: analyst rules first, then by mentions (read off
+    the Themes tab's table; every theme of the store took a pass over all comments, 3 s at 10 M). A choice
+    the scope no longer holds leaves the picker's selection (a picker with a default starts again from it:
+    Streamlit warns when such a widget's value is also set in code)."""
+    if impact.empty:
+        options = []
+    else:
+        ranked = impact.assign(rule=impact["origin"] == "rule").sort_values(
+            ["rule", "mentions", "theme"], ascending=[False, False, True])
+        options = list(dict.fromkeys(ranked["theme"]))
+    chosen = st.session_state.get(key)
+    if chosen and any(t not in options for t in chosen):
+        if has_default:
+            del st.session_state[key]
+        else:
+            st.session_state[key] = [t for t in chosen if t in options]
+    return options
+
+
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
-def _theme_names(v: int, rev: str, source: str) -> list[str]:
-    return voice.theme_names(get_store(), source)
+def _sources(v: int) -> list[str]:
+    return voice.sources_with_comments(get_store())
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=16)
@@ -93,10 +113,7 @@ if err:
         st.rerun()
 rev = voice.revision(store)
 
-counts = store.row_counts()
-sources = [s for s in voice.SOURCES if counts.get(s)]
-with_text = {s: _summary(v, rev, s, Filters(preset="all"))["comments"] for s in sources}
-sources = [s for s in sources if with_text[s]]
+sources = _sources(v)
 if not sources:
     st.info("No comments yet: import survey responses with a comment column (or tickets with a subject or "
             "description) on the **Data** page.", icon=":material/forum:")
@@ -242,9 +259,8 @@ with tab_trends:
         show_chart(fig, key="voice_sentiment_trend")
         st.caption("Each bar splits the period's scored comments into negative, neutral and positive; hover for counts."
                    + (f" Faded bars: fewer than {settings.min_n} scored comments ({int(low.sum())} periods)." if low.any() else ""))
-        themes_all = _theme_names(v, rev, source)
-        impact_now = _impact(v, rev, source, None, filters, settings.alpha)
-        top = list(impact_now["theme"].head(6)) if not impact_now.empty else []
+        themes_all = _theme_options(impact, "voice_trend_themes", has_default=True)
+        top = list(impact["theme"].head(6)) if not impact.empty else []
         chosen = st.multiselect("Themes to follow", themes_all, default=[t for t in top if t in themes_all],
                                 key="voice_trend_themes")
         if chosen:
@@ -269,7 +285,7 @@ with tab_trends:
 with tab_verbatims:
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     search = c1.text_input("Search the comments", key="voice_search", placeholder="words, case and accents ignored")
-    themes_all = _theme_names(v, rev, source)
+    themes_all = _theme_options(impact, "voice_f_themes")
     pick_themes = c2.multiselect("Theme", themes_all, key="voice_f_themes", placeholder="Any theme")
     pick_sent = c3.multiselect("Sentiment", list(voice.VERBATIM_SENTIMENTS), key="voice_f_sentiment",
                                format_func=str.capitalize, placeholder="Any")

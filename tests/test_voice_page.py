@@ -83,6 +83,24 @@ def test_comment_filters_search_theme_score_and_the_sidebar_channel(voice_db):
     assert list(_comments(at)["id"]) == ["r4"]
 
 
+def test_theme_pickers_offer_the_themes_in_scope_and_drop_a_choice_that_leaves_it(voice_db):
+    at = _open()
+    # Analyst rules first, then by mentions: Delivery (3), then Price & value and Support (1 each, by name).
+    assert at.multiselect(key="voice_f_themes").options == ["Delivery", "Price & value", "Support"]
+    at.multiselect(key="voice_f_themes").set_value(["Support", "Delivery"]).run()
+    assert sorted(_comments(at)["id"]) == ["r1", "r2", "r3", "r6"]
+    at.multiselect(key="voice_trend_themes").set_value(["Support"]).run()
+    # The sidebar narrows to the app, whose comments say nothing about support: Support leaves both pickers.
+    # (AppTest runs the page alone after switching to it, without app.py's sidebar: its filters are set.)
+    at.session_state["filters"] = at.session_state["filters"].with_dim("channel", ["app"])
+    at.run()
+    assert not at.exception and not at.warning, (at.exception, [w.value for w in at.warning])
+    assert at.multiselect(key="voice_f_themes").options == ["Delivery", "Price & value"]
+    assert at.multiselect(key="voice_f_themes").value == ["Delivery"]
+    assert list(_comments(at)["id"]) == ["r2"]
+    assert at.multiselect(key="voice_trend_themes").value == ["Delivery", "Price & value"]  # back to its default
+
+
 def test_theme_rules_are_edited_and_saved_from_the_page(voice_db):
     at = _open()
     at.button(key="voice_rules_save").click().run()  # the defaults, saved as they are
@@ -94,10 +112,25 @@ def test_theme_rules_are_edited_and_saved_from_the_page(voice_db):
 
 def test_without_comments_the_page_says_what_to_import(app_store_path):
     store = open_store(app_store_path)
-    ingest.import_frame(store, "responses", pd.DataFrame({"response_id": ["a"], "submitted_at": [pd.Timestamp("2025-01-01")],
-                                                          "nps": [9]}), file_name="no comments")
+    ingest.import_frame(store, "responses", pd.DataFrame({"response_id": ["a", "b"],
+                                                          "submitted_at": [pd.Timestamp("2025-01-01")] * 2,
+                                                          "nps": [9, 3], "comment": [None, "   "]}),
+                        file_name="no comments")
+    assert voice.sources_with_comments(store) == []  # a blank comment is none
     at = _open()
     assert any("No comments yet" in i.value for i in at.info)
+
+
+def test_only_the_sources_holding_comments_are_offered(app_store_path):
+    store = open_store(app_store_path)
+    ingest.import_frame(store, "responses", pd.DataFrame({"response_id": ["a"], "submitted_at": [pd.Timestamp("2025-01-01")],
+                                                          "nps": [9]}), file_name="no comments")
+    ingest.import_frame(store, "tickets", pd.DataFrame({"ticket_id": ["t1", "t2"], "created_at": [pd.Timestamp("2025-01-02")] * 2,
+                                                        "subject": ["", "Parcel never arrived"]}), file_name="tickets")
+    assert voice.sources_with_comments(store) == ["tickets"]
+    at = _open()
+    assert not at.get("radio") or "Comments from" not in [r.label for r in at.radio]  # one source: no choice
+    assert any(m.label == "Comments" and m.value == "1" for m in at.metric)
 
 
 def test_the_page_loads_on_the_demo_data_with_discovered_themes(app_store_path):
