@@ -559,7 +559,8 @@ def at_risk(store: Store, result: ClvResult, *, limit: int = 200, detractors_onl
     if detractors_only:
         latest = ("latest AS (SELECT customer_id, arg_max(nps, submitted_at) AS latest_nps FROM responses "
                   "WHERE nps IS NOT NULL AND customer_id IS NOT NULL GROUP BY 1),")
-        ranked = "f.*, l.latest_nps AS kept_nps FROM clv_frame f JOIN latest l USING (customer_id) WHERE l.latest_nps <= 6 AND"
+        ranked = ("f.*, l.latest_nps AS kept_nps FROM clv_frame f JOIN latest l USING (customer_id) "
+                  "WHERE l.latest_nps <= 6 AND")
         shown = "f.* EXCLUDE (kept_nps), f.kept_nps AS latest_nps"
     else:
         latest, ranked, shown = "", "f.* FROM clv_frame f WHERE", "f.*, v.latest_nps"
