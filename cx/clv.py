@@ -221,13 +221,16 @@ def fit_gamma_gamma(x, m, *, weights=None) -> GammaGamma:
     w = np.ones_like(x) if weights is None else np.asarray(weights, float)
     keep = (x > 0) & np.isfinite(m) & (m > 0)
     x, m, w = x[keep], m[keep], w[keep]
-    if len(x) < 5:
-        raise NotEnoughOrders(f"The spend model needs at least 5 repeat buyers with amounts (found {len(x)}).",
+    buyers = int(round(w.sum()))  # a weight stands for that many customers with this history
+    if buyers < 5:
+        raise NotEnoughOrders(f"The spend model needs at least 5 repeat buyers with amounts (found {buyers}).",
                               fix="Import orders with amounts and more history.")
     ll = _gamma_gamma_terms(x, m, w)
-    params, ll, se = _fit(lambda p: -ll(p), np.array([1.0, 1.0, float(np.mean(m))]))
-    corr = float(np.corrcoef(x, m)[0, 1]) if len(x) > 2 and np.std(x) > 0 and np.std(m) > 0 else math.nan
-    return GammaGamma(*(float(v) for v in params), ll, int(round(w.sum())), corr,
+    params, ll, se = _fit(lambda p: -ll(p), np.array([1.0, 1.0, float(np.average(m, weights=w))]))
+    cov = np.cov(x, m, aweights=w)
+    corr = float(cov[0, 1] / math.sqrt(cov[0, 0] * cov[1, 1])) if buyers > 2 and cov[0, 0] > 0 and cov[1, 1] > 0 \
+        else math.nan
+    return GammaGamma(*(float(v) for v in params), ll, buyers, corr,
                       se={k: float(v) for k, v in zip(("p", "q", "gamma"), se)})
 
 

@@ -181,6 +181,13 @@ def test_the_spend_fit_maximises_the_reference_likelihood_with_and_without_weigh
     written_out = clv.fit_gamma_gamma(np.repeat(x, w.astype(int)), np.repeat(m, w.astype(int)))
     assert weighted.log_likelihood == pytest.approx(written_out.log_likelihood, rel=1e-9)
     assert weighted.n == written_out.n == int(w[keep].sum())
+    assert weighted.frequency_spend_corr == pytest.approx(written_out.frequency_spend_corr, rel=1e-12)
+    assert gg.frequency_spend_corr == pytest.approx(np.corrcoef(x[keep], m[keep])[0, 1], rel=1e-12)
+    # Two buyers counted three times each are six: enough for the spend model, as the six written out are.
+    two = clv.fit_gamma_gamma(x[keep][:2], m[keep][:2], weights=[3, 3])
+    assert two.n == 6
+    with pytest.raises(clv.NotEnoughOrders, match="found 4"):
+        clv.fit_gamma_gamma(x[keep][:2], m[keep][:2], weights=[2, 2])
     for k in ("p", "q", "gamma"):
         assert getattr(weighted, k) == pytest.approx(getattr(written_out, k), rel=1e-4), k
 
