@@ -1050,8 +1050,9 @@ def theme_impact(store: Store, *, source: str = "responses", metric: str | None 
     from scipy import stats as st
 
     src = _source(source)
-    metrics_here = metrics_with_data(store, source)
-    metric = metric or (metrics_here[0] if metrics_here else None)
+    if not metric:  # the first score the source's rows carry (a scan: only when none is asked for)
+        metrics_here = metrics_with_data(store, source)
+        metric = metrics_here[0] if metrics_here else None
     sql, params, _ = _base(store, src, start, end, where, metric)
     with read_cursor(store) as cur:
         tot = cur.execute(f"SELECT count(score), coalesce(sum(good), 0), coalesce(sum(bad), 0), "
