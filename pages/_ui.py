@@ -73,6 +73,11 @@ FILTER_LABELS = {"channel": "Channel", "touchpoint": "Touchpoint", "journey_stag
                  "segment": "Segment", "region": "Region", "product": "Product"}
 
 
+def dim_label(dim: str) -> str:
+    """A dimension's name for people: its filter label, or the column name in words."""
+    return FILTER_LABELS.get(dim, dim.replace("_", " ").capitalize())
+
+
 @st.cache_resource(show_spinner=False)
 def get_store() -> Store:
     """The process's one store (data/touchpoint.duckdb or $TOUCHPOINT_DB)."""
@@ -306,7 +311,7 @@ def sidebar_filters(store: Store) -> Filters:
 
     def pick(dim: str) -> None:
         nonlocal f
-        chosen = st.multiselect(FILTER_LABELS.get(dim, dim.replace("_", " ").capitalize()), known[dim],
+        chosen = st.multiselect(dim_label(dim), known[dim],
                                 key=f"flt_dim_{dim}", placeholder="All")
         if chosen:
             f = f.with_dim(dim, chosen)

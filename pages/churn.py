@@ -14,7 +14,7 @@ import streamlit as st
 from cx import clv, metrics, retention, stats
 from cx.errors import TouchpointError
 from cx.export import to_xlsx_bytes
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, get_store, page_option, show_chart,
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, dim_label, get_store, page_option, show_chart,
                        show_error, style_figure, table_download, version)
 
 CHURN = METRIC_COLOURS["churn_rate"]
@@ -415,7 +415,7 @@ with tab_value:
                     dims = [d for d in get_store().dimensions("customers") if d in _splits(v)]
                     if dims:
                         hby = st.selectbox("Historical value by", dims, key="churn_hist_by",
-                                           format_func=lambda d: d.replace("_", " ").capitalize())
+                                           format_func=dim_label)
                         hist_df = _historical(v, filters.start if filters else None, filters.end if filters else None,
                                               hby, where)
                         if len(hist_df):

@@ -17,8 +17,7 @@ from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
 from cx.settings import Settings
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, cached_row_counts, current_settings,
-                       get_store,
-                       page_option, show_chart, show_error, style_figure, table_download, version)
+                       dim_label, get_store, page_option, show_chart, show_error, style_figure, table_download, version)
 
 FUNNEL_COLOUR = "#0072B2"
 DROPPED_COLOUR = "#BDBDBD"
@@ -92,10 +91,6 @@ def fmt_hours(h: float | None) -> str:
     if h < 48:
         return f"{h:.1f} h"
     return f"{h / 24:.1f} d"
-
-
-def dim_label(d: str) -> str:
-    return d.replace("_", " ").capitalize()
 
 
 # -- page -------------------------------------------------------------------------------------------

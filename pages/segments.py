@@ -8,8 +8,8 @@ import streamlit as st
 
 from cx import metrics
 from cx.errors import TouchpointError
-from pages._ui import (analysis_context, cached_dimension_values, cached_segments, page_option, show_error,
-                       show_chart, style_figure, table_download, unit_axis)
+from pages._ui import (analysis_context, cached_dimension_values, cached_segments, dim_label, page_option,
+                       show_error, show_chart, style_figure, table_download, unit_axis)
 
 st.title("Segments & channels")
 filters, settings, v, names = analysis_context()
@@ -27,11 +27,11 @@ with c1:
 m = metrics.REGISTRY[metric]
 with c2:
     rows_dim = page_option("rows", dims, "channel" if "channel" in dims else dims[0], label="Rows",
-                           fmt=lambda d: d.replace("_", " ").capitalize())
+                           fmt=dim_label)
 with c3:
     col_options = ["(none)"] + [d for d in dims if d != rows_dim]
     cols_dim = page_option("cols", col_options, "(none)", label="Columns (heatmap)",
-                           fmt=lambda d: d.replace("_", " ").capitalize())
+                           fmt=dim_label)
 by = (rows_dim,) if cols_dim == "(none)" else (rows_dim, cols_dim)
 try:
     with st.spinner("Comparing segments…"):
@@ -86,7 +86,7 @@ else:
         customdata=n_piv.to_numpy(dtype=float), colorbar=dict(title=m.label),
         hovertemplate="%{y} × %{x}: %{z:.1f} (n %{customdata:,.0f})<extra></extra>"))
     style_figure(fig, title=f"{m.label}: {rows_dim.replace('_', ' ')} × {cols_dim.replace('_', ' ')}",
-                 x_title=cols_dim.replace("_", " ").capitalize(), y_title=rows_dim.replace("_", " ").capitalize(),
+                 x_title=dim_label(cols_dim), y_title=dim_label(rows_dim),
                  height=max(320, 90 + 42 * len(pivot)))
     fig.update_layout(hovermode="closest")
     show_chart(fig, key="segments_heatmap")
@@ -97,7 +97,7 @@ table = df.rename(columns={"value": m.label, "ci_low": "95% low", "ci_high": "95
                            "p_vs_rest": "p vs rest", "differs": "Differs", "n": "Observations"}
                   ).drop(columns=["overall"])
 st.dataframe(table, hide_index=True, width="stretch",
-             column_config={**{d: st.column_config.TextColumn(d.replace("_", " ").capitalize()) for d in by},
+             column_config={**{d: st.column_config.TextColumn(dim_label(d)) for d in by},
                             "Observations": st.column_config.NumberColumn(format="localized"),
                             m.label: st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
                             "95% low": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),

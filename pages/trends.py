@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 from cx import metrics
 from cx.errors import TouchpointError
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, cached_dimension_values, cached_trend,
-                       page_option, show_chart, show_error, style_figure, table_download,
+                       dim_label, page_option, show_chart, show_error, style_figure, table_download,
                        unit_axis)
 
 st.title("Trends")
@@ -23,7 +23,7 @@ with c1:
 with c2:
     grain = page_option("grain", list(metrics.GRAINS), "month", label="Time grain", fmt=str.capitalize)
 with c3:
-    by = page_option("by", dims, "(none)", label="Break down by", fmt=lambda d: d.replace("_", " ").capitalize())
+    by = page_option("by", dims, "(none)", label="Break down by", fmt=dim_label)
 with c4:
     layout = page_option("layout", ["lines", "small multiples"], "lines", label="Breakdown shown as",
                          fmt=str.capitalize)
