@@ -243,6 +243,15 @@ def last_order_date(store: Store) -> date | None:
     return v
 
 
+def _purchases_sql(filt: str) -> str:
+    """FROM and WHERE of the orders that are purchases up to ``$obs_end`` (a customer, not refunded or
+    cancelled) and pass the customer filter ``filt`` (``_customer_filters``' SQL over ``c``); the customer
+    list is joined only when a filter needs it."""
+    join, extra = ("LEFT JOIN customers c ON c.customer_id = o.customer_id", f" AND {filt}") if filt else ("", "")
+    return (f"FROM orders o {join} WHERE o.customer_id IS NOT NULL AND CAST(o.ordered_at AS DATE) <= $obs_end "
+            f"AND (o.status IS NULL OR lower(o.status) NOT IN {tuple(NOT_REVENUE)!r}){extra}")
+
+
 def rfm_summary(store: Store, *, unit: str = "week", calibration_end: date | None = None,
                 observation_end: date | None = None, where: dict | None = None) -> pd.DataFrame:
     """One row per customer whose first purchase is on or before ``calibration_end`` (default: the last
@@ -263,14 +272,11 @@ def rfm_summary(store: Store, *, unit: str = "week", calibration_end: date | Non
         raise TouchpointError(f"The holdout ends on {obs_end}, before the calibration ends on {cal_end}.",
                               fix="Choose a calibration end before the last order date.")
     filt, fparams, ignored = _customer_filters(store, where, named=True)
-    extra = f" AND {filt}" if filt else ""
     sql = f"""
     WITH days AS (
         -- one transaction per customer and day
         SELECT o.customer_id, CAST(o.ordered_at AS DATE) AS day, sum(o.amount) AS amount, count(*) AS orders
-        FROM orders o {'LEFT JOIN customers c ON c.customer_id = o.customer_id' if filt else ''}
-        WHERE o.customer_id IS NOT NULL AND CAST(o.ordered_at AS DATE) <= $obs_end
-          AND (o.status IS NULL OR lower(o.status) NOT IN {tuple(NOT_REVENUE)!r}){extra}
+        {_purchases_sql(filt)}
         GROUP BY 1, 2),
     firsts AS (SELECT customer_id, min(day) AS first_day FROM days GROUP BY 1)
     SELECT d.customer_id, f.first_day AS first_purchase,
@@ -479,13 +485,10 @@ def _tracking(store: Store, rfm: pd.DataFrame, bg: BetaGeo, unit: str, cal_end: 
     """Cumulative repeat purchases per week, actual (from the orders) and as the model expects them
     for customers who made their first purchase by the calibration end."""
     filt, fparams, _ = _customer_filters(store, where, named=True)
-    extra = f" AND {filt}" if filt else ""
     sql = f"""
     WITH days AS (
         SELECT o.customer_id, CAST(o.ordered_at AS DATE) AS day
-        FROM orders o {'LEFT JOIN customers c ON c.customer_id = o.customer_id' if filt else ''}
-        WHERE o.customer_id IS NOT NULL AND CAST(o.ordered_at AS DATE) <= $obs_end
-          AND (o.status IS NULL OR lower(o.status) NOT IN {tuple(NOT_REVENUE)!r}){extra}
+        {_purchases_sql(filt)}
         GROUP BY 1, 2),
     firsts AS (SELECT customer_id, min(day) AS first_day FROM days GROUP BY 1 HAVING min(day) <= $cal_end)
     -- repeat purchase days per day, for customers acquired in the calibration period
