@@ -334,20 +334,21 @@ def key_drivers(backend, *, outcome: str = "nps", start=None, end=None, where=No
                               f"{min_n} of "
                               f"these {len(frame):,} customers, so there is nothing to weigh.",
                               fix="Import CSAT/CES answers with a touchpoint, or support tickets, for the same customers.")
-    X = frame[[f.column for f in features]].to_numpy(dtype=float)
+    columns = [f.column for f in features]
+    X = frame[columns].to_numpy(dtype=float)
     y = frame["y"].to_numpy(dtype=float)
     # Customers share few combinations of 0/1 flags and outcome (231 among 276,538 at 10 M): each is one
     # row counted as often as it occurs. A bootstrap sample of customers drawn with replacement is then a
     # multinomial draw of those counts (the same distribution, without copying the customers each time).
-    distinct = frame[[f.column for f in features] + ["y"]].value_counts(sort=False, dropna=False)
-    rows, counts = np.array(distinct.index.tolist(), dtype=float), distinct.to_numpy()
-    phi, r2 = shapley_r2(rows[:, :-1], rows[:, -1], counts)
+    distinct = frame[columns + ["y"]].value_counts(sort=False, dropna=False)
+    patterns, counts = np.array(distinct.index.tolist(), dtype=float), distinct.to_numpy()
+    flags, outcome_of = patterns[:, :-1], patterns[:, -1]
+    phi, r2 = shapley_r2(flags, outcome_of, counts)
     rng = np.random.default_rng(seed)
     n = len(y)
     boot = np.empty((bootstrap, len(features)))
     for b in range(bootstrap):
-        w = rng.multinomial(n, counts / n)
-        phi_b, r2_b = shapley_r2(rows[:, :-1], rows[:, -1], w)
+        phi_b, r2_b = shapley_r2(flags, outcome_of, rng.multinomial(n, counts / n))
         boot[b] = 100 * phi_b / r2_b if r2_b > 0 else 0.0
     lo, hi = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0) if bootstrap else (phi * np.nan,) * 2
     rows = []
