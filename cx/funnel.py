@@ -441,15 +441,15 @@ def step_catalog(store: Store) -> pd.DataFrame:
             table, column = DERIVED_STEPS[name]
             rows = (f"SELECT customer_id FROM {quote_ident(table)} "
                     f"WHERE customer_id IS NOT NULL AND {quote_ident(column)} IS NOT NULL")
-            at = catalog.index[catalog["step"] == name]
-            if len(at):
-                # An event carries this name too: one step (a funnel reads both), counted over both, in the
-                # events' place.
+            # An event may carry this name too: then it is one step (a funnel reads both), counted over both,
+            # in the events' place.
+            shared = catalog["step"] == name
+            if shared.any():
                 rows += " UNION ALL SELECT customer_id FROM events WHERE step = $name"
             counts = cur.execute(f"SELECT count(*)::BIGINT, count(DISTINCT customer_id)::BIGINT FROM ({rows})",
-                                 {"name": name} if len(at) else {}).fetchone()
-            if len(at):
-                catalog.loc[at, ["events", "customers"]] = counts
+                                 {"name": name} if shared.any() else {}).fetchone()
+            if shared.any():
+                catalog.loc[shared, ["events", "customers"]] = counts
             else:
                 frames.append(pd.DataFrame({"step": [name], "events": [counts[0]], "customers": [counts[1]],
                                             "median_position": [None], "source": [table]}))
