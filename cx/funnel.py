@@ -48,9 +48,8 @@ instant as a step still comes before the next step if that one is later (it did 
 once, an event carrying another table's step name at that instant, a table filled other than by the
 importer (whose key keeps events unique). As a funnel's first step such an event passes the filters
 when one of its rows does, and is counted under the smallest breakdown value among the rows that pass
-(in every order mode). The same step
-at different times is several events: the earliest suitable one is used, and in strict mode the
-others count as events in between.
+(in every order mode). The same step at different times is several events: the earliest suitable one
+is used, and in strict mode the others count as events in between.
 
 **Out-of-order events.** Order is by ``occurred_at`` only, never by file or import order; a step
 that happened *before* the previous step does not convert it (B then A is not A → B in the ordered
