@@ -13,7 +13,6 @@ import streamlit as st
 
 from cx import clv, metrics, retention, stats
 from cx.errors import TouchpointError
-from cx.export import to_xlsx_bytes
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, dim_label, get_store, page_option, show_chart,
                        show_error, style_figure, table_download, version)
 
@@ -576,10 +575,4 @@ with tab_risk:
                 st.caption("The customers most worth a call: ranked by the value they are likely to take with them, "
                            "with what they last told us. P(active) comes from their buying rhythm (BG/NBD); customers "
                            "the customer list already marks as churned are left out.")
-                d1, d2 = st.columns([1, 4])
-                with d1:
-                    table_download(shown, "touchpoint-at-risk", key="churn_risk_csv")
-                with d2:
-                    st.download_button("Download XLSX", to_xlsx_bytes(shown, "At risk"),
-                                       file_name="touchpoint-at-risk.xlsx", key="churn_risk_xlsx",
-                                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                table_download(shown, "touchpoint-at-risk", key="churn_risk_csv", sheet="At risk")

@@ -35,6 +35,9 @@ def test_churn_page_on_the_demo_data(app_store_path):
     assert survival["Customers"].sum() == 1000  # every demo customer at scale 0.2
     risk = next(d.value for d in at.dataframe if "Value at risk" in d.value)
     assert risk["Value at risk"].is_monotonic_decreasing and len(risk) > 0
+    # The at-risk list has one CSV and one XLSX download (it showed a second XLSX button beside the shared pair).
+    labels = [b.label for b in at.get("download_button") if "churn_risk" in b.proto.id]
+    assert sorted(labels) == ["Download CSV", "Download XLSX"], labels
 
 
 def test_survival_by_nps_category_from_a_link(app_store_path):
