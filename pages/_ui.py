@@ -382,6 +382,16 @@ def show_chart(fig: go.Figure, key: str) -> None:
     _meeting.chart_tools(fig, key)
 
 
+# What a table shows in a cell with no value: Streamlit's own default is the word "None".
+MISSING = "—"
+
+
+def show_table(frame, *, raw: bool = False, **kw):
+    """A table the width of the page, without pandas' index, its missing values shown as a dash (an empty
+    cell for ``raw`` rows of a file, where a dash could be mistaken for the file's own text)."""
+    return st.dataframe(frame, hide_index=True, width="stretch", placeholder="" if raw else MISSING, **kw)
+
+
 def table_download(frame, file_stem: str, key: str, label: str = "Download CSV", sheet: str | None = None) -> None:
     """Formula-safe CSV and XLSX downloads of a table (see cx.export); the XLSX is built on click.
     ``frame`` may be a function returning the table (it runs outside the page script, so it must not

@@ -13,8 +13,8 @@ import streamlit as st
 
 from cx import clv, metrics, retention, stats
 from cx.errors import TouchpointError
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, current_settings, dim_label, get_store, page_option, show_chart,
-                       show_error, style_figure, table_download, version)
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_row_counts, current_settings, dim_label, get_store,
+                       page_option, show_chart, show_error, show_table, style_figure, table_download, version)
 
 CHURN = METRIC_COLOURS["churn_rate"]
 RETENTION = METRIC_COLOURS["retention_rate"]
@@ -95,6 +95,16 @@ def _at_risk(v: int, horizon: float, discount: float, where: tuple, detractors: 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _default_calibration(v: int) -> date | None:
     return clv.default_calibration_end(get_store())
+
+
+# The at-risk list's columns of what customers told us, as a sentence names them.
+VOICE_WORDS = {"Latest NPS": "an NPS answer", "Latest CSAT": "a CSAT answer", "Last comment": "a comment",
+               "Open tickets": "a support ticket"}
+
+
+def _words(columns: list[str]) -> str:
+    words = [VOICE_WORDS[c] for c in columns]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _ignored(names: list[str]) -> None:
@@ -205,7 +215,7 @@ with tab_churn:
                         "churn_pct": "Churn (%)", "ci_low": "95% low (%)", "ci_high": "95% high (%)",
                         "retention_pct": "Retention (%)"})
                 t.attrs = {}
-                st.dataframe(t, hide_index=True, width="stretch", column_config={
+                show_table(t, column_config={
                     **{c: st.column_config.NumberColumn(format="localized") for c in ("Active at start", "Lost")},
                     **{c: st.column_config.NumberColumn(format="%.2f")
                        for c in ("Churn (%)", "95% low (%)", "95% high (%)", "Retention (%)")}})
@@ -275,7 +285,7 @@ with tab_churn:
                         "cohort": f"Cohort ({cgrain} starting)", "period": f"{cgrain.capitalize()}s since joining",
                         "customers": "Customers", "retained": "Retained", "retention_pct": "Retention (%)"})
                 t.attrs = {}
-                st.dataframe(t, hide_index=True, width="stretch", column_config={
+                show_table(t, column_config={
                     **{c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Retained")},
                     "Retention (%)": st.column_config.NumberColumn(format="%.2f")})
                 table_download(t, "touchpoint-cohorts", key="churn_cohorts_csv")
@@ -344,7 +354,7 @@ with tab_survival:
             "95% high (%)": (100 * summ["survival_at_high"]).round(1),
             "Low n": summ["customers"] < settings.min_n})
         count_columns = {c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Lost")}
-        st.dataframe(table, hide_index=True, width="stretch", column_config=count_columns)
+        show_table(table, column_config=count_columns)
         st.caption("Median stay: when half the group has left (None while fewer than half have left so far). "
                    f"Low n: fewer than {settings.min_n} customers, so the curve is rough.")
         table_download(table, "touchpoint-survival", key="churn_survival_csv")
@@ -430,7 +440,7 @@ with tab_value:
                 top = cust.nlargest(20, "clv")[["customer_id", "orders", "revenue", "p_alive", "expected_purchases",
                                                 "expected_spend", "clv"]]
                 st.markdown("**Top customers by predicted value**")
-                st.dataframe(top, hide_index=True, width="stretch", column_config={
+                show_table(top, column_config={
                     "customer_id": st.column_config.TextColumn("Customer"),
                     "orders": st.column_config.NumberColumn("Orders", format="localized"),
                     "p_alive": st.column_config.ProgressColumn("P(active)", format="percent", min_value=0, max_value=1),
@@ -450,8 +460,7 @@ with tab_value:
                 if gg:
                     rows += [("Gamma-Gamma", "p", gg.p, gg.se.get("p")), ("Gamma-Gamma", "q", gg.q, gg.se.get("q")),
                              ("Gamma-Gamma", "gamma", gg.gamma, gg.se.get("gamma"))]
-                st.dataframe(pd.DataFrame(rows, columns=["Model", "Parameter", "Estimate", "Standard error"]),
-                             hide_index=True, width="stretch")
+                show_table(pd.DataFrame(rows, columns=["Model", "Parameter", "Estimate", "Standard error"]))
                 if any(clv.at_limit(x) for x in (bg.r, bg.alpha, bg.a, bg.b)):
                     st.warning("A purchase-model parameter reached its limit: customers buy so much alike that the "
                                "model cannot tell them apart well. Treat P(active) and value at risk with care.",
@@ -566,7 +575,12 @@ with tab_risk:
                                              "last_purchase": "Last order"})
                 shown = shown[["Customer", "Value at risk", "P(active)", "Value if active", "Orders", "Revenue so far",
                                "Last order", "Latest NPS", "Latest CSAT", "Open tickets", "Last comment"]]
-                st.dataframe(shown, hide_index=True, width="stretch", column_config={
+                # What these customers told us: a column none of them has a value in is left out, not shown blank.
+                silent = [c for c in ("Latest NPS", "Latest CSAT", "Last comment") if shown[c].isna().all()]
+                if not cached_row_counts(v).get("tickets"):  # "0 open" would read as tickets tracked and closed
+                    silent.append("Open tickets")
+                shown = shown.drop(columns=silent)
+                show_table(shown, column_config={
                     "Value at risk": st.column_config.NumberColumn(format="%.2f"),
                     "Value if active": st.column_config.NumberColumn(format="%.2f"),
                     "Revenue so far": st.column_config.NumberColumn(format="%.2f"),
@@ -574,5 +588,6 @@ with tab_risk:
                     "Last order": st.column_config.DateColumn(format="YYYY-MM-DD")})
                 st.caption("The customers most worth a call: ranked by the value they are likely to take with them, "
                            "with what they last told us. P(active) comes from their buying rhythm (BG/NBD); customers "
-                           "the customer list already marks as churned are left out.")
+                           "the customer list already marks as churned are left out."
+                           + (f" Not shown, as none of these customers has one: {_words(silent)}." if silent else ""))
                 table_download(shown, "touchpoint-at-risk", key="churn_risk_csv", sheet="At risk")

@@ -17,7 +17,7 @@ from cx.errors import AmbiguousValues, TouchpointError, UnknownBatch
 from cx.export import to_csv_bytes
 from cx.store import TABLES
 from pages._ui import (TABLE_LABELS, cached_batches, fmt_int, get_store, md_text, prepare_overview_in_background,
-                       show_error)
+                       show_error, show_table)
 
 UPLOAD_TYPES = ["csv", "tsv", "txt", "tab", "dat", "psv", "gz", "xlsx", "xlsm", "xls", "ods", "parquet", "json",
                 "ndjson", "jsonl"]
@@ -104,7 +104,7 @@ def _show_result(result: dict) -> None:
         n = result["rejected"]
         st.warning(f"{fmt_int(n)} {'row was' if n == 1 else 'rows were'} rejected. Each is listed below with its row, "
                    "column, value and reason.")
-        st.dataframe(rejects.head(500), hide_index=True, width="stretch")
+        show_table(rejects.head(500), raw=True)
         st.download_button("Download rejected rows (CSV)", to_csv_bytes(rejects),
                            file_name=f"rejects-batch-{result['batch_id']}.csv", mime="text/csv",
                            key=f"data_rejects_dl_{result['batch_id']}")
@@ -224,7 +224,7 @@ def _import_tab() -> None:
     )
 
     with st.expander(f"Preview of {md_text(upload.name)}"):
-        st.dataframe(found.preview.head(20), hide_index=True, width="stretch")
+        show_table(found.preview.head(20), raw=True)
 
     if st.button(f"Import {md_text(upload.name)}", type="primary", key=f"data_import_{sha[:12]}", icon=":material/download:"):
         bar = st.progress(0.0, text="Starting…")
@@ -284,7 +284,7 @@ def _import_all(saved) -> None:
         (st.warning if failed else st.success)(
             f"Imported {len(summary) - len(failed)} of {len(summary)} files."
             + (" Open each file that failed below to fix its mapping." if failed else ""))
-        st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch")
+        show_table(pd.DataFrame(summary))
 
 
 def _confirm_remove(batch_id: int, label: str) -> None:
@@ -334,12 +334,11 @@ def _batches_tab() -> None:
     if batches.empty:
         st.info("No batches yet. Import a file in the **Import** tab, or load the demo data below.")
     else:
-        st.dataframe(
+        show_table(
             batches.rename(columns={"batch_id": "Batch", "kind": "Kind", "file_name": "File", "file_format": "Format",
                                     "imported_at": "Imported (UTC)", "rows_read": "Rows read", "added": "Added",
                                     "updated": "Updated", "unchanged": "Unchanged", "duplicates": "Duplicates",
                                     "rejected": "Rejected", "rows_now": "Rows held now"}),
-            hide_index=True, width="stretch",
             column_config={"Imported (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
         )
         labels = {int(r.batch_id): f"#{r.batch_id} · {r.file_name} · {TABLE_LABELS[r.kind].lower()} · {r.rows_read:,} rows"
@@ -360,7 +359,7 @@ def _batches_tab() -> None:
             c2.caption("This batch rejected no rows.")
         else:
             with st.expander(f"{fmt_int(len(rejects))} rejected row{'' if len(rejects) == 1 else 's'} in batch {pick}"):
-                st.dataframe(rejects.head(1000), hide_index=True, width="stretch")
+                show_table(rejects.head(1000), raw=True)
                 st.download_button("Download rejected rows (CSV)", to_csv_bytes(rejects),
                                    file_name=f"rejects-batch-{pick}.csv", mime="text/csv", key="data_rejects_dl")
     st.divider()
@@ -378,9 +377,8 @@ def _mappings_tab() -> None:
                 "the next time an export with the same columns arrives.")
         return
     view = maps.assign(columns=maps["columns"].map(lambda c: ", ".join(map(str, json.loads(c)))[:120]))
-    st.dataframe(view[["kind", "columns", "saved_at", "uses"]].rename(
-        columns={"kind": "Kind", "columns": "Columns recognised", "saved_at": "Saved (UTC)", "uses": "Times used"}),
-        hide_index=True, width="stretch")
+    show_table(view[["kind", "columns", "saved_at", "uses"]].rename(
+        columns={"kind": "Kind", "columns": "Columns recognised", "saved_at": "Saved (UTC)", "uses": "Times used"}))
     sig = st.selectbox("Mapping", maps["signature"], key="data_mapping_pick",
                        format_func=lambda s: view.set_index("signature").loc[s, "columns"][:80])
     if st.button("Forget this mapping", key="data_mapping_forget"):

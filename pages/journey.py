@@ -17,7 +17,8 @@ from cx.errors import TouchpointError
 from cx.funnel import MODES, FunnelQuery
 from cx.settings import Settings
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, cached_row_counts, current_settings,
-                       dim_label, get_store, page_option, show_chart, show_error, style_figure, table_download, version)
+                       dim_label, get_store, page_option, show_chart, show_error, show_table, style_figure,
+                       table_download, version)
 
 FUNNEL_COLOUR = "#0072B2"
 DROPPED_COLOUR = "#BDBDBD"
@@ -252,7 +253,7 @@ def _step_table(table: pd.DataFrame, q: FunnelQuery) -> None:
               "median_hours_from_first": "Median time from first"}
     if q.by:
         rename[q.by] = dim_label(q.by)
-    st.dataframe(show.rename(columns=rename), hide_index=True, width="stretch",
+    show_table(show.rename(columns=rename),
                  column_config={"% of entrants": st.column_config.NumberColumn(format="%.1f%%"),
                                 "% of previous step": st.column_config.NumberColumn(format="%.1f%%"),
                                 "Customers": st.column_config.NumberColumn(format="localized"),
@@ -346,7 +347,7 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
                                         "last_step": "Last step reached", "last_step_at": "Reached at",
                                         "window_ends_at": "Window closed", **({q.by: dim_label(q.by)} if q.by else {})})
         minutes = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
-        st.dataframe(shown.head(200), hide_index=True, width="stretch",
+        show_table(shown.head(200),
                      column_config={c: minutes for c in ("Entered", "Reached at", "Window closed")})
         table_download(shown, f"dropped_before_step_{step}", key="journey_dropped_csv",
                        label=f"Download all {len(dropped):,} customers (CSV)")

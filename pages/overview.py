@@ -10,7 +10,7 @@ import streamlit as st
 from cx import insights, metrics
 from cx.filters import COMPARISONS
 from pages._ui import (cached_changes, cached_currencies, cached_kpis, cached_nps_mix, current_settings, get_store,
-                       md_text, show_chart, style_figure, version)
+                       md_text, show_chart, show_table, style_figure, version)
 
 st.title("Overview")
 filters = st.session_state.get("filters")
@@ -124,7 +124,7 @@ with right:
 movers = insights.top_movers(changes)
 st.subheader("Top movers")
 if not movers.empty:
-    st.dataframe(movers, hide_index=True, width="stretch",
+    show_table(movers,
                  column_config={"Change": st.column_config.NumberColumn(format="%+.1f")})
     st.caption("Segments whose change is significant, largest first. n is the number of answers or tickets.")
 else:

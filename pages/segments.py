@@ -8,8 +8,8 @@ import streamlit as st
 
 from cx import metrics
 from cx.errors import TouchpointError
-from pages._ui import (analysis_context, cached_dimension_values, cached_segments, dim_label, page_option,
-                       show_error, show_chart, style_figure, table_download, unit_axis)
+from pages._ui import (analysis_context, cached_dimension_values, cached_segments, dim_label, page_option, show_chart,
+                       show_error, show_table, style_figure, table_download, unit_axis)
 
 st.title("Segments & channels")
 filters, settings, v, names = analysis_context()
@@ -96,7 +96,7 @@ else:
 table = df.rename(columns={"value": m.label, "ci_low": "95% low", "ci_high": "95% high", "low_n": "Low n",
                            "p_vs_rest": "p vs rest", "differs": "Differs", "n": "Observations"}
                   ).drop(columns=["overall"])
-st.dataframe(table, hide_index=True, width="stretch",
+show_table(table,
              column_config={**{d: st.column_config.TextColumn(dim_label(d)) for d in by},
                             "Observations": st.column_config.NumberColumn(format="localized"),
                             m.label: st.column_config.NumberColumn(format=f"%.{m.decimals}f"),

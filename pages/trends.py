@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 from cx import metrics
 from cx.errors import TouchpointError
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, cached_dimension_values, cached_trend,
-                       dim_label, page_option, show_chart, show_error, style_figure, table_download,
+                       dim_label, page_option, show_chart, show_error, show_table, style_figure, table_download,
                        unit_axis)
 
 st.title("Trends")
@@ -101,7 +101,7 @@ st.caption(f"{m.description} Band: 95% interval. Diamonds mark periods significa
 with st.expander("Table of these numbers"):
     table = df.copy()
     table["period"] = table["period"].dt.strftime("%Y-%m-%d")
-    st.dataframe(table, hide_index=True, width="stretch",
+    show_table(table,
                  column_config={"period": st.column_config.TextColumn(f"{grain.capitalize()} starting"),
                                 "n": st.column_config.NumberColumn("Observations", format="localized"),
                                 "low_n": st.column_config.CheckboxColumn("Low n"),

@@ -13,7 +13,7 @@ from cx import voice
 from cx.errors import TouchpointError
 from cx.filters import Filters
 from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, analysis_context, get_store, label_positions, md_text,
-                       page_option, show_chart, show_error, style_figure, table_download)
+                       page_option, show_chart, show_error, show_table, style_figure, table_download)
 
 SENTIMENT_COLOURS = {"negative": "#D55E00", "neutral": "#9E9E9E", "positive": "#009E73", "unscored": "#CFCFCF"}
 ORIGIN_LABELS = {"rule": "Analyst rule", "auto": "Discovered"}
@@ -206,7 +206,7 @@ with tab_themes:
         table["Origin"] = table["Origin"].map(ORIGIN_LABELS)
         if not metric:
             table = table.drop(columns=[c for c in table.columns if "Mean " in c or "Diff" in c or "Cost" in c])
-        st.dataframe(table, hide_index=True, width="stretch",
+        show_table(table,
                      column_config={"Mentions": st.column_config.NumberColumn(format="localized"),
                                     "Scored answers": st.column_config.NumberColumn(format="localized"),
                                     "% of comments": st.column_config.NumberColumn(format="%.1f"),
@@ -232,7 +232,7 @@ with tab_themes:
             st.caption(f"No {'' if ex_sent == 'all' else ex_sent + ' '}comment carries “{example_theme}” here.")
         else:
             # Plain-text cells: a comment is never rendered as Markdown or HTML.
-            st.dataframe(examples[["date", "comment", "category", "sentiment"]], hide_index=True, width="stretch",
+            show_table(examples[["date", "comment", "category", "sentiment"]],
                          column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
                                         "comment": st.column_config.TextColumn("Comment", width="large"),
                                         "category": "Score group", "sentiment": "Sentiment"})
@@ -306,7 +306,7 @@ with tab_verbatims:
         # A dataframe shows every cell as plain text: markup in a comment is never rendered.
         order = [c for c in ("date", "comment", "category", "nps", "csat", "ces", "sentiment", "sentiment_score",
                              "themes", "channel", "customer", "language") if c in shown.columns]
-        st.dataframe(shown, hide_index=True, width="stretch", column_order=order,
+        show_table(shown, column_order=order,
                      column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
                                     "comment": st.column_config.TextColumn("Comment", width="large"),
                                     "category": "Score group", "nps": "NPS", "csat": "CSAT", "ces": "CES",

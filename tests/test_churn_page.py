@@ -33,8 +33,12 @@ def test_churn_page_on_the_demo_data(app_store_path):
     survival = next(d.value for d in at.dataframe if "Group" in d.value)
     assert set(survival["Group"]) == {"Basic", "Plus", "Premium"}  # split by plan by default
     assert survival["Customers"].sum() == 1000  # every demo customer at scale 0.2
-    risk = next(d.value for d in at.dataframe if "Value at risk" in d.value)
+    element = next(d for d in at.dataframe if "Value at risk" in d.value)
+    risk = element.value
     assert risk["Value at risk"].is_monotonic_decreasing and len(risk) > 0
+    # What the customers told us is shown, a missing answer as a dash (Streamlit's own default is "None").
+    assert {"Latest NPS", "Latest CSAT", "Open tickets", "Last comment"} <= set(risk.columns)
+    assert risk["Latest NPS"].isna().any() and element.proto.placeholder == "—"
     # The at-risk list has one CSV and one XLSX download (it showed a second XLSX button beside the shared pair).
     labels = [b.label for b in at.get("download_button") if "churn_risk" in b.proto.id]
     assert sorted(labels) == ["Download CSV", "Download XLSX"], labels
@@ -93,6 +97,11 @@ def test_orders_only_use_inactivity_and_still_give_value(app_store_path):
     assert "Too few customers had bought by" in text and "Choose a later date" in text
     risk = next(d.value for d in at.dataframe if "Value at risk" in d.value)
     assert set(risk["Customer"][:2]) == {"d0", "d1"}  # the two who stopped buying lead the list
+    # No answers, comments or tickets are imported: the list leaves those columns out and says so (they showed
+    # "None" in every row, and "0" open tickets as if tickets were tracked).
+    assert not {"Latest NPS", "Latest CSAT", "Open tickets", "Last comment"} & set(risk.columns)
+    assert ("Not shown, as none of these customers has one: an NPS answer, a CSAT answer, a comment or a support "
+            "ticket." in text)
     survival = next(d.value for d in at.dataframe if "Group" in d.value).set_index("Group")
     # With a 90-day threshold only d0 and d1 (last order 26 Feb, data to 26 Sep) are lost.
     assert survival.loc["All customers", ["Customers", "Lost"]].tolist() == [12, 2]

@@ -169,7 +169,8 @@ READABLE = {"pages/trends.py": {"Month starting", "Observations", "Significant c
 @pytest.mark.parametrize("page", sorted(READABLE))
 def test_tables_show_headers_written_for_people(app_store_path, page):
     """No table shows a name from the code ("churn_pct", "customer_id", "n"): each header is written for
-    people, in the frame or in the table's column configuration. A p-value column may start with "p"."""
+    people, in the frame or in the table's column configuration. A p-value column may start with "p".
+    Missing values show as a dash."""
     demo.load_demo(open_store(app_store_path), scale=0.2)
     at = run_app({"range": "all"}, page=page)
     assert not at.error, [e.value for e in at.error]
@@ -181,3 +182,5 @@ def test_tables_show_headers_written_for_people(app_store_path, page):
     raw = [h for h in shown if "_" in h or (h[:1].islower() and not h.startswith("p "))]
     assert not raw, raw
     assert READABLE[page] <= set(shown), READABLE[page] - set(shown)
+    # A cell with no value shows a dash, not Streamlit's default word "None" (an editor's new rows start empty).
+    assert {frame.proto.placeholder for frame in at.dataframe if not frame.proto.editing_mode} == {"—"}
