@@ -154,6 +154,16 @@ def _ts(d: date) -> str:
     return d.isoformat()
 
 
+def _month(col: str) -> str:
+    """The month of a timestamp as a whole number (year × 12 + month − 1): grouping by it is about 5× faster
+    than by ``date_trunc('month', …)`` on DuckDB 1.5.6, as ``cx.periods`` has it; ``_month_start`` turns it back."""
+    return f"(year({col}) * 12 + month({col}) - 1)"
+
+
+def _month_start(k: int | None) -> datetime | None:
+    return None if k is None else datetime(k // 12, k % 12 + 1, 1)
+
+
 def hand_page(cur, page: str, filters) -> dict | None:
     """The page's numbers from hand-written SQL, or None for pages with nothing to compare."""
     resp_dims = {"channel", "touchpoint", "journey_stage", "segment", "region", "product", "survey", "language"}
@@ -162,11 +172,11 @@ def hand_page(cur, page: str, filters) -> dict | None:
     w, wa = _where(filters, resp_dims)
     if page == "trends":
         rows = cur.execute(
-            "SELECT date_trunc('month', submitted_at) AS p, count(*) FILTER (WHERE nps >= 9), "
+            f"SELECT {_month('submitted_at')} AS p, count(*) FILTER (WHERE nps >= 9), "
             "count(*) FILTER (WHERE nps <= 6), count(*) FROM responses "
             f"WHERE nps IS NOT NULL AND submitted_at >= ? AND submitted_at < ?{w} GROUP BY p ORDER BY p",
             [_ts(start), end1, *wa]).fetchall()
-        return {f"nps_{p:%Y-%m}": 100.0 * (pr - de) / n for p, pr, de, n in rows}
+        return {f"nps_{_month_start(p):%Y-%m}": 100.0 * (pr - de) / n for p, pr, de, n in rows}
     if page == "segments":
         rows = cur.execute(
             "SELECT channel, grouping(channel) AS g, count(*) FILTER (WHERE nps >= 9), "
@@ -221,7 +231,7 @@ def _hand_overview(cur, filters) -> dict:
             if r[0] == "now":
                 out["nps_mix_n"] = n
     cur.execute(
-        "SELECT date_trunc('month', submitted_at) p, count(*) FILTER (WHERE nps >= 9), count(*) FILTER (WHERE nps <= 6), "
+        f"SELECT {_month('submitted_at')} p, count(*) FILTER (WHERE nps >= 9), count(*) FILTER (WHERE nps <= 6), "
         "count(nps), count(*) FILTER (WHERE csat >= coalesce(csat_max, 5) - 1), count(csat), avg(ces) "
         f"FROM responses WHERE submitted_at >= ? AND submitted_at < ?{w} GROUP BY p",
         [_ts(spark), end1, *wa]).fetchall()
@@ -242,7 +252,7 @@ def _hand_overview(cur, filters) -> dict:
         for per, gid, med, lo, hi, n in rows:
             if gid == 7:
                 out[f"kpi_{name}{'' if per == 'now' else '_before'}"] = med
-        cur.execute(f"SELECT date_trunc('month', created_at) p, quantile_cont((epoch({col}) - epoch(created_at)) / 3600.0, 0.5) "
+        cur.execute(f"SELECT {_month('created_at')} p, quantile_cont((epoch({col}) - epoch(created_at)) / 3600.0, 0.5) "
                     f"FROM tickets WHERE {col} IS NOT NULL AND created_at >= ? AND created_at < ?{tw} GROUP BY p",
                     [_ts(spark), end1, *twa]).fetchall()
     # Orders: revenue and historical CLV, now/before and the monthly sparkline.
@@ -254,7 +264,7 @@ def _hand_overview(cur, filters) -> dict:
                                   f"AND ordered_at >= ? AND ordered_at < ?{ow}", [_ts(s), e, *owa]).fetchone()
         out[f"kpi_revenue{suffix}"] = total
         out[f"kpi_clv_historical{suffix}"] = total / cust if cust else None
-    cur.execute(f"SELECT date_trunc('month', ordered_at) p, sum(amount), count(DISTINCT customer_id) FROM orders "
+    cur.execute(f"SELECT {_month('ordered_at')} p, sum(amount), count(DISTINCT customer_id) FROM orders "
                 f"WHERE {rev} AND ordered_at >= ? AND ordered_at < ?{ow} GROUP BY p", [_ts(spark), end1, *owa]).fetchall()
     # Customers: churn in the range and in the comparison range.
     cw, cwa = _where(filters, {"plan", "segment", "region"})
@@ -266,17 +276,17 @@ def _hand_overview(cur, filters) -> dict:
         out[f"kpi_churn_rate{suffix}"] = 100.0 * lost / active if active else None
     # ... and its 12-month sparkline: active at each month's start (signed up before it, not churned before
     # it) and lost in the month among those who signed up in an earlier month.
-    signups = dict(cur.execute(f"SELECT date_trunc('month', signup_at) p, count(*) FROM customers "
+    signups = dict(cur.execute(f"SELECT {_month('signup_at')} p, count(*) FROM customers "
                                f"WHERE signup_at IS NOT NULL{cw} GROUP BY p", cwa).fetchall())
-    churns = cur.execute("SELECT date_trunc('month', churned_at) p, count(*), "
-                         "count(*) FILTER (WHERE date_trunc('month', signup_at) < date_trunc('month', churned_at)) "
+    churns = cur.execute(f"SELECT {_month('churned_at')} p, count(*), "
+                         f"count(*) FILTER (WHERE {_month('signup_at')} < {_month('churned_at')}) "
                          f"FROM customers WHERE signup_at IS NOT NULL AND churned_at IS NOT NULL{cw} GROUP BY p",
                          cwa).fetchall()
     for i in range(12):
-        m = month + i
-        p = datetime(m // 12, m % 12 + 1, 1)
-        active = sum(n for q, n in signups.items() if q < p) - sum(n for q, n, _ in churns if q < p)
-        lost = sum(b for q, _, b in churns if q == p)
+        m = month + i  # months as year × 12 + month − 1, as _month counts them
+        p = _month_start(m)
+        active = sum(n for q, n in signups.items() if q < m) - sum(n for q, n, _ in churns if q < m)
+        lost = sum(b for q, _, b in churns if q == m)
         if active:
             out[f"spark_churn_rate_{p:%Y-%m}"] = 100.0 * lost / active
     return out
