@@ -13,8 +13,9 @@ import streamlit as st
 
 from cx import clv, metrics, retention, stats
 from cx.errors import TouchpointError
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_row_counts, current_settings, dim_label, get_store,
-                       page_option, show_chart, show_error, show_table, style_figure, table_download, version)
+from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, cached_row_counts, current_settings,
+                       dim_label, get_store, page_option, show_chart, show_error, show_table, style_figure,
+                       table_download, version)
 
 CHURN = METRIC_COLOURS["churn_rate"]
 RETENTION = METRIC_COLOURS["retention_rate"]
@@ -534,7 +535,9 @@ with tab_risk:
     else:
         horizon_m = int(st.session_state.get("opt_horizon", 12))
         discount_pct = float(st.session_state.get("churn_discount", 1.0))
-        detractors = st.toggle("Detractors only (latest NPS 0–6)", key="churn_detractors")
+        no_nps = cached_availability(v).get("nps")  # why there is no NPS to pick detractors by, or None
+        detractors = st.toggle("Detractors only (latest NPS 0–6)", key="churn_detractors", disabled=bool(no_nps),
+                               help=no_nps) and not no_nps
         try:
             with st.spinner("Ranking customers by value at risk…"):
                 risk, by_nps = _at_risk(v, float(horizon_m), discount_pct / 100, where, detractors)

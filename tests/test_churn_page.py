@@ -40,6 +40,7 @@ def test_churn_page_on_the_demo_data(app_store_path):
     assert {"Latest NPS", "Latest CSAT", "Open tickets", "Last comment"} <= set(risk.columns)
     assert risk["Latest NPS"].isna().any() and element.proto.placeholder == "—"
     # The at-risk list has one CSV and one XLSX download (it showed a second XLSX button beside the shared pair).
+    assert not at.toggle(key="churn_detractors").proto.disabled
     labels = [b.label for b in at.get("download_button") if "churn_risk" in b.proto.id]
     assert sorted(labels) == ["Download CSV", "Download XLSX"], labels
 
@@ -100,6 +101,9 @@ def test_orders_only_use_inactivity_and_still_give_value(app_store_path):
     # No answers, comments or tickets are imported: the list leaves those columns out and says so (they showed
     # "None" in every row, and "0" open tickets as if tickets were tracked).
     assert not {"Latest NPS", "Latest CSAT", "Open tickets", "Last comment"} & set(risk.columns)
+    # With no NPS answers there are no detractors to pick: the switch is off and says why.
+    switch = at.toggle(key="churn_detractors")
+    assert switch.proto.disabled and "NPS" in switch.proto.help
     assert ("Not shown, as none of these customers has one: an NPS answer, a CSAT answer, a comment or a support "
             "ticket." in text)
     survival = next(d.value for d in at.dataframe if "Group" in d.value).set_index("Group")
