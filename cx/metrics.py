@@ -422,12 +422,12 @@ def _means_from_sums(raw: pd.DataFrame) -> pd.DataFrame:
     (``_where_aggs(sums=True)``). Where every value is the same the deviation is exactly 0, as the
     engine's own gives it: the difference of sums would leave rounding noise (1e-8) that a test would
     read as certainty."""
-    n = raw["n"].astype("float64")
-    raw["mean"] = raw["_s1"] / n
-    var = (raw["_s2"] - raw["_s1"] ** 2 / n) / (n - 1)
-    var = var.where(raw["_lo"] != raw["_hi"], 0.0)
-    raw["sd"] = np.sqrt(var.clip(lower=0)).where(n > 1)
-    return raw.drop(columns=["_s1", "_s2", "_lo", "_hi"])
+    n, s1, s2, lo, hi = (raw[c].to_numpy(dtype="float64") for c in ("n", "_s1", "_s2", "_lo", "_hi"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s1 / n
+        var = np.where(lo != hi, (s2 - s1 ** 2 / n) / (n - 1), 0.0)
+    kept = {c: s for c, s in raw.items() if c not in ("_s1", "_s2", "_lo", "_hi")}
+    return pd.DataFrame({**kept, "mean": mean, "sd": np.where(n > 1, np.sqrt(np.clip(var, 0, None)), math.nan)})
 
 
 def _shared_statement(t, members: list[tuple[str, Metric, "MetricQuery"]], keys: list, sums: bool):
@@ -444,9 +444,12 @@ def _shared_statement(t, members: list[tuple[str, Metric, "MetricQuery"]], keys:
 def _member(raw: pd.DataFrame, key_cols: list[str], cols: dict[str, str]) -> pd.DataFrame:
     """One member's statistics out of a shared statement's result, under their usual names; groups in
     which the metric has no rows at all are dropped, as its own statement would not have them."""
-    part = raw[[*key_cols, *cols]].rename(columns=cols)
-    n = pd.to_numeric(part["n"], errors="coerce").fillna(0)
-    return part[n > 0].reset_index(drop=True)
+    n = next(c for c, k in cols.items() if k == "n")
+    # Framed under the usual names first, then filtered in one take: fewer passes over the frame.
+    part = pd.DataFrame({**{c: raw[c] for c in key_cols}, **{k: raw[c] for c, k in cols.items()}}, index=raw.index,
+                        copy=False)
+    return part.take(np.flatnonzero(pd.to_numeric(raw[n], errors="coerce").fillna(0).to_numpy() > 0)) \
+        .reset_index(drop=True)
 
 
 def _quantile_cube(backend, m: Metric, q: MetricQuery, ranges: dict[str, tuple[date, date]],
@@ -623,23 +626,31 @@ def _backlog_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFr
 # pandas side: values, intervals, flags
 # ------------------------------------------------------------------------------------------------
 def _finish(m: Metric, raw: pd.DataFrame, min_n: int) -> pd.DataFrame:
-    out = raw.copy()
+    """Values, intervals and low-sample flags from the engine's statistics (``_finished``) as a frame."""
+    return pd.DataFrame(_finished(m, raw, min_n), index=raw.index)
+
+
+def _finished(m: Metric, raw: pd.DataFrame, min_n: int) -> dict[str, Any]:
+    """``_finish``'s columns: ``raw``'s, the counts as integers, and ``value``, ``n``, ``ci_low``,
+    ``ci_high`` and ``low_n``. Gathered first and framed once by the caller, with only the columns it
+    needs: on frames this small, adding columns one by one costs more than the arithmetic."""
+    out: dict[str, Any] = dict(raw.items())
     for col in ("promoters", "detractors", "k", "n", "active", "lost"):
-        if col in out:
+        if col in out and out[col].dtype != "int64":
             # An empty group sums to NULL in SQL; here it is a count of zero.
             out[col] = pd.to_numeric(out[col], errors="coerce").fillna(0).astype("int64")
     if m.kind == "nps":
-        vals = [stats.nps_interval(int(p), int(d), int(n)) for p, d, n in zip(out.promoters, out.detractors, out.n)]
+        vals = [stats.nps_interval(int(p), int(d), int(n))
+                for p, d, n in zip(out["promoters"], out["detractors"], out["n"])]
         out["value"] = [v[0] for v in vals]
         out["ci_low"] = [v[2] for v in vals]
         out["ci_high"] = [v[3] for v in vals]
     elif m.kind in ("share", "churn", "retention"):
         if m.kind in ("churn", "retention"):
             out["n"] = out["active"]
-            k = out["lost"] if m.kind == "churn" else out["active"] - out["lost"]
-            out["k"] = k
-        ci = [stats.wilson_interval(int(k), int(n)) for k, n in zip(out.k, out.n)]
-        out["value"] = [100 * k / n if n else math.nan for k, n in zip(out.k, out.n)]
+            out["k"] = out["lost"] if m.kind == "churn" else out["active"] - out["lost"]
+        ci = [stats.wilson_interval(int(k), int(n)) for k, n in zip(out["k"], out["n"])]
+        out["value"] = [100 * k / n if n else math.nan for k, n in zip(out["k"], out["n"])]
         out["ci_low"] = [100 * c[0] for c in ci]
         out["ci_high"] = [100 * c[1] for c in ci]
     elif m.kind == "mean":
@@ -660,14 +671,11 @@ def _finish(m: Metric, raw: pd.DataFrame, min_n: int) -> pd.DataFrame:
         out["n"] = out["den"]
     elif m.kind == "backlog":
         out["value"] = out["n"]
-    for c in ("ci_low", "ci_high"):
-        if c not in out:
-            out[c] = math.nan
-    out["n"] = pd.to_numeric(out["n"]).fillna(0).astype("int64")
-    out["value"] = pd.to_numeric(out["value"], errors="coerce").astype("float64")
-    out["ci_low"] = pd.to_numeric(out["ci_low"], errors="coerce").astype("float64")
-    out["ci_high"] = pd.to_numeric(out["ci_high"], errors="coerce").astype("float64")
-    out["low_n"] = out["n"] < min_n if m.kind not in ("count", "sum", "backlog") else False
+    out["n"] = pd.to_numeric(out["n"]).fillna(0).astype("int64").to_numpy()
+    for c in ("value", "ci_low", "ci_high"):
+        out[c] = np.asarray(pd.to_numeric(out[c], errors="coerce"), dtype="float64") if c in out \
+            else np.full(len(raw), math.nan)
+    out["low_n"] = out["n"] < min_n if m.kind not in ("count", "sum", "backlog") else np.zeros(len(raw), bool)
     return out
 
 
@@ -692,15 +700,18 @@ def query_metric(backend, metric: str | MetricQuery, *, grain: str | None = None
 def _present(m: Metric, q: MetricQuery, raw: pd.DataFrame) -> pd.DataFrame:
     """``query_metric``'s frame from the engine's statistics: values and intervals, periods inside the
     range, sorted by the keys."""
-    out = _finish(m, raw, q.min_n)
+    cols = _finished(m, raw, q.min_n)
     keys = [*q.by, *(["period"] if q.grain else [])]
-    if "period" in out:
-        out["period"] = pd.to_datetime(out["period"])
+    inside = None
+    if "period" in cols:
+        period = cols["period"] = pd.to_datetime(cols["period"])
+        inside = np.ones(len(raw), bool)
         if q.start is not None:
-            out = out[out["period"] >= pd.Timestamp(q.start).to_period(_period_code(q.grain)).start_time]
+            inside &= (period >= pd.Timestamp(q.start).to_period(_period_code(q.grain)).start_time).to_numpy()
         if q.end is not None:
-            out = out[out["period"] <= pd.Timestamp(q.end)]
-    out = out[[*keys, "value", "n", "ci_low", "ci_high", "low_n"]]
+            inside &= (period <= pd.Timestamp(q.end)).to_numpy()
+    out = pd.DataFrame({c: cols[c] for c in [*keys, "value", "n", "ci_low", "ci_high", "low_n"]}, index=raw.index)
+    out = out if inside is None else out[inside]
     return out.sort_values(keys).reset_index(drop=True) if keys else out.reset_index(drop=True)
 
 
@@ -790,23 +801,43 @@ def compare_metric(backend, metric: str, *, start, end, compare: str = "previous
 def _compare_frames(m: Metric, now: pd.DataFrame, before: pd.DataFrame, keys: list[str], alpha: float,
                     ranges: tuple[date, date, date, date]) -> pd.DataFrame:
     """Now vs before, per group, with the test of each change (see ``compare_metric``)."""
-    start, end, b_start, b_end = ranges
     if keys:
         merged = now.merge(before, on=keys, how="outer", suffixes=("", "_before"))
     else:
-        merged = pd.concat([now.add_suffix(""), before.add_suffix("_before")], axis=1)
-    merged["delta"] = merged["value"] - merged["value_before"]
-    tested = [c for c in merged.columns if c.removesuffix("_before") in TEST_INPUTS]
-    merged["p_value"] = [_test(m, r) for r in merged[tested].to_dict("records")]
-    merged["significant"] = (merged["p_value"] < alpha) & merged["value"].notna() & merged["value_before"].notna()
-    merged["n"] = merged["n"].fillna(0).astype("int64")
-    merged["n_before"] = merged["n_before"].fillna(0).astype("int64")
-    merged["low_n"] = merged["low_n"].fillna(True).astype(bool) | merged["low_n_before"].fillna(True).astype(bool)
-    cols = [*keys, "value", "value_before", "delta", "p_value", "significant", "n", "n_before", "ci_low", "ci_high",
-            "low_n"]
-    out = merged[cols].copy()
+        merged = pd.concat([now, before.add_suffix("_before")], axis=1)
+    return _comparison_frame({**{k: merged[k] for k in keys}, **_compared(m, merged, alpha)}, m, ranges)
+
+
+def _compared(m: Metric, merged: pd.DataFrame | dict[str, np.ndarray], alpha: float) -> dict[str, np.ndarray]:
+    """The comparison's columns (``value``, ``value_before``, ``delta``, ``p_value``, ...) from the
+    statistics of now and before (suffixed ``_before``) side by side, as columns of ``merged`` (a frame
+    or a dict of arrays); a group missing from a period has NaN there."""
+    value = np.array(merged["value"], dtype="float64")
+    value_before = np.array(merged["value_before"], dtype="float64")
+    tested = [c for c in merged if c.removesuffix("_before") in TEST_INPUTS]
+    # Plain Python values, as a row dict has them, one row at a time.
+    rows = zip(*(np.asarray(merged[c]).tolist() for c in tested))
+    p_value = np.array([_test(m, dict(zip(tested, row))) for row in rows], dtype="float64")
+
+    def filled(col: str, fill: bool | int, dtype: str) -> np.ndarray:
+        a = np.asarray(merged[col])
+        return np.where(pd.isna(a), fill, a).astype(dtype)
+
+    return {"value": value, "value_before": value_before, "delta": value - value_before, "p_value": p_value,
+            "significant": (p_value < alpha) & ~np.isnan(value) & ~np.isnan(value_before),
+            "n": filled("n", 0, "int64"), "n_before": filled("n_before", 0, "int64"),
+            "ci_low": np.array(merged["ci_low"], dtype="float64"),
+            "ci_high": np.array(merged["ci_high"], dtype="float64"),
+            "low_n": filled("low_n", True, "bool") | filled("low_n_before", True, "bool")}
+
+
+def _comparison_frame(columns: dict[str, Any], m: Metric, ranges: tuple[date, date, date, date]) -> pd.DataFrame:
+    """A comparison's frame, with its metric and date ranges in ``attrs``. The arrays are not copied:
+    callers pass new ones (or Series, which pandas copies on write)."""
+    out = pd.DataFrame(columns, copy=False)
+    start, end, b_start, b_end = ranges
     out.attrs.update(start=start, end=end, before_start=b_start, before_end=b_end, metric=m.name)
-    return out.reset_index(drop=True)
+    return out
 
 
 def _compare_long(m: Metric, raw: pd.DataFrame, dims: list[str], alpha: float, min_n: int,
@@ -814,27 +845,40 @@ def _compare_long(m: Metric, raw: pd.DataFrame, dims: list[str], alpha: float, m
     """``_compare_frames`` for the overall and every breakdown at once, from one long frame of
     statistics: ``_per`` ("now"/"before"), ``_d`` ("" overall, else the dimension) and ``_val`` (its
     value). The same frames as splitting by breakdown and period first, with one pass of pandas work
-    instead of one per breakdown and period."""
-    raw = raw.reset_index(drop=True)
-    overall = raw[raw["_d"] == ""]
+    instead of one per breakdown and period: the periods are paired row by row in plain Python (as an
+    outer merge pairs them, missing values with each other) and each breakdown framed once, sorted."""
     # An aggregate over no rows is one row of no data (counts 0, statistics NULL), as _split_periods has it.
-    missing = [p for p in ("now", "before") if not (overall["_per"] == p).any()]
+    present = set(zip(raw["_per"].tolist(), raw["_d"].tolist()))
+    missing = [p for p in ("now", "before") if (p, "") not in present]
     if missing:
         blank = pd.DataFrame({c: [math.nan] * len(missing) for c in raw.columns})
         blank["_per"], blank["_d"], blank["_val"] = missing, "", None
         raw = pd.concat([raw, blank], ignore_index=True) if len(raw) else blank
-    fin = _finish(m, raw, min_n)
-    now = fin[fin["_per"] == "now"].drop(columns="_per")
-    before = fin[fin["_per"] == "before"].drop(columns="_per")
-    both = _compare_frames(m, now, before, ["_d", "_val"], alpha, ranges)
+    fin = _finished(m, raw, min_n)
+    val = fin["_val"]
+    pairs: dict[tuple, list[int]] = {}
+    for i, (per, d, v, null) in enumerate(zip(fin["_per"].tolist(), fin["_d"].tolist(), val.tolist(),
+                                              val.isna().tolist())):
+        pairs.setdefault((d, None if null else v), [-1, -1])[("now", "before").index(per)] = i
+    # Each breakdown's values sorted, a missing value last.
+    order = sorted(pairs, key=lambda key: (key[0], key[1] is None, key[1] or ""))
+    now = np.array([pairs[key][0] for key in order], dtype="int64")
+    before = np.array([pairs[key][1] for key in order], dtype="int64")
+    merged = {}
+    for c in [c for c in fin if c in TEST_INPUTS or c in ("value", "ci_low", "ci_high", "low_n")]:
+        a = np.asarray(fin[c])
+        merged[c] = pd.api.extensions.take(a, now, allow_fill=True)
+        merged[f"{c}_before"] = pd.api.extensions.take(a, before, allow_fill=True)
+    both = _compared(m, merged, alpha)
+    first = val.array.take(np.where(now >= 0, now, before))
+    rows: dict[str, list[int]] = {}
+    for i, (d, _) in enumerate(order):
+        rows.setdefault(d, []).append(i)
     out = {}
-    parts = dict(iter(both.groupby("_d", sort=False)))
     for d in (None, *dims):
-        part = parts.get(d or "", both.iloc[:0]).drop(columns="_d")
-        part = part.rename(columns={"_val": d}) if d else part.drop(columns="_val")
-        part = part.reset_index(drop=True)
-        part.attrs = dict(both.attrs)
-        out[d] = part
+        r = np.array(rows.get(d or "", []), dtype="int64")
+        key = {d: pd.Series(first.take(r), dtype=val.dtype)} if d else {}
+        out[d] = _comparison_frame({**key, **{c: a[r] for c, a in both.items()}}, m, ranges)
     return out
 
 
@@ -897,20 +941,9 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
                 expr, cols = _shared_statement(t, shared, [t._per, *[t[d] for d in together]], sums=True)
                 cube = expr.limit(MAX_CUBE_ROWS + 1).execute()
                 if len(cube) <= MAX_CUBE_ROWS:
-                    # Each breakdown's sums for every shared metric at once: one grouping per breakdown.
-                    stat = {c: k for name, _, _ in shared for c, k in cols[name].items()}
-                    lows = [c for c, k in stat.items() if k == "_lo"]
-                    highs = [c for c, k in stat.items() if k == "_hi"]
-                    summed = [c for c, k in stat.items() if k not in ("_lo", "_hi")]
-                    sums = []
-                    for d in (None, *together):
-                        keys = ["_per", *([d] if d else [])]
-                        groups = cube.groupby(keys, dropna=False, sort=True)
-                        raw = pd.concat([groups[summed].sum(min_count=1), groups[lows].min(), groups[highs].max()],
-                                        axis=1).reset_index()
-                        raw = raw.rename(columns={d: "_val"}) if d else raw.assign(_val=None)
-                        sums.append(raw.assign(_d=d or ""))
-                    every = pd.concat(sums, ignore_index=True)
+                    # Each breakdown's sums for every shared metric at once.
+                    every = _breakdown_sums(cube, together, {c: k for name, _, _ in shared
+                                                             for c, k in cols[name].items()})
                     for name, m, _ in shared:
                         raw = _member(every, ["_per", "_d", "_val"], cols[name])
                         if m.kind == "mean":
@@ -922,12 +955,40 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
                                                    min_n, span))
     for name in names:
         for d in (None, *dims):
-            if d not in out[name]:
-                out[name][d] = compare_metric(backend, name, by=(d,) if d else (), **kw)
-            if d:
-                out[name][d] = out[name][d].sort_values(d).reset_index(drop=True)
+            if d not in out[name]:  # _compare_long's frames come sorted
+                found = compare_metric(backend, name, by=(d,) if d else (), **kw)
+                out[name][d] = found.sort_values(d).reset_index(drop=True) if d else found
         out[name] = {d: out[name][d] for d in (None, *dims)}
     return out
+
+
+def _breakdown_sums(cube: pd.DataFrame, dims: list[str], stat: dict[str, str]) -> pd.DataFrame:
+    """Per period (``_per``), the sums of the ``stat`` columns of ``cube`` (the smallest and largest
+    values for ``_lo`` and ``_hi``) overall (``_d`` "") and by each of ``dims`` (``_d`` the dimension,
+    ``_val`` its value, NaN where missing): the rows one grouping per breakdown would give in turn,
+    from one grouping of the cube's rows repeated once per breakdown, each copy keyed by breakdown,
+    period and value in that order (a missing value last)."""
+    size = len(cube)
+    per, periods = pd.factorize(cube["_per"], sort=True)
+    keys, values = [per * (size + 1)], [np.full(size, None, dtype=object)]
+    for d in dims:
+        codes, uniques = pd.factorize(cube[d], sort=True)
+        keys.append(per * (size + 1) + np.where(codes < 0, len(uniques), codes))
+        values.append(cube[d].to_numpy(dtype=object, na_value=math.nan))
+    span = len(periods) * (size + 1)  # the keys of one breakdown, after the previous one's
+    key = np.concatenate([k + i * span for i, k in enumerate(keys)])
+    groups = cube[list(stat)].take(np.tile(np.arange(size), len(keys))).groupby(key, sort=True)
+    lows = [c for c, k in stat.items() if k == "_lo"]
+    highs = [c for c, k in stat.items() if k == "_hi"]
+    parts = [groups[[c for c in stat if c not in lows and c not in highs]].sum(min_count=1), groups[lows].min(),
+             groups[highs].max()]
+    first = np.unique(key, return_index=True)[1]
+    which, row = np.divmod(first, size)
+    index = parts[0].index
+    labels = {"_per": pd.Series(cube["_per"].array.take(row), index=index, dtype=cube["_per"].dtype),
+              "_d": pd.Series(np.array(["", *dims])[which], index=index),
+              "_val": pd.Series(np.concatenate(values)[first], index=index, dtype=object)}
+    return pd.DataFrame({**labels, **{c: s for part in parts for c, s in part.items()}}).reset_index(drop=True)
 
 
 # The statistics ``_test`` reads (each also with the suffix ``_before``).
