@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 from ibis.common.exceptions import TableNotFound
 
-from cx import stats
+from cx import periods, stats
 from cx.errors import TouchpointError, UnknownDimension, UnknownMetric
 from cx.store import SCALE_COLUMNS, SQL_TYPES, TABLES, Store
 
-GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+GRAINS = periods.GRAINS
 PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
 MIN_N = 30
 CES_EASY_MIN = 5.0
@@ -313,11 +313,15 @@ def _filtered(backend, m: Metric, q: MetricQuery, start: date | None, end: date 
     return t.filter(preds) if preds else t
 
 
-def _keys(t, m: Metric, q: MetricQuery) -> list:
-    keys = [t[d] for d in q.by]
+def _group(t, m: Metric, q: MetricQuery, aggs: dict, extra: tuple[str, ...] = ()):
+    """``aggs`` over ``t`` per group of the query's breakdowns, its period (``period``, the period's first
+    instant, when it has a grain; grouped by ``cx.periods``' cheap key) and the ``extra`` columns of ``t``,
+    the columns in that order."""
+    keys = [*(t[d] for d in q.by), *(t[c] for c in extra)]
     if q.grain:
-        keys.append(t[m.date_column].truncate(GRAINS[q.grain]).name("period"))
-    return keys
+        g = periods.group_by_period(t, keys, t[m.date_column], q.grain, aggs)
+        return g.select(*q.by, "period", *extra, *aggs)
+    return t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
 
 
 def _aggregate(backend, m: Metric, q: MetricQuery, start: date | None, end: date | None) -> pd.DataFrame:
@@ -329,10 +333,7 @@ def _aggregate(backend, m: Metric, q: MetricQuery, start: date | None, end: date
     t = _filtered(backend, m, q, start, end)
     if m.kind == "quantile":
         return _quantiles(t, m, q).execute()
-    aggs = _where_aggs(t, m, q, narrowed=True)
-    keys = _keys(t, m, q)
-    expr = t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)
-    return expr.execute()
+    return _group(t, m, q, _where_aggs(t, m, q, narrowed=True)).execute()
 
 
 def _quantiles(t, m: Metric, q: MetricQuery, extra: tuple[str, ...] = ()):
@@ -342,9 +343,12 @@ def _quantiles(t, m: Metric, q: MetricQuery, extra: tuple[str, ...] = ()):
     medians over 1 M tickets). Returns the (unexecuted) expression; ``extra`` names more columns of
     ``t`` to group by."""
     t = t.mutate(_v=m.value(t)).filter(lambda x: x._v.notnull())
-    if q.grain:
-        t = t.mutate(period=t[m.date_column].truncate(GRAINS[q.grain]))
-    return _quantile_groups(t, [*q.by, *(["period"] if q.grain else []), *extra], m.q)
+    if not q.grain:
+        return _quantile_groups(t, [*q.by, *extra], m.q)
+    t = t.mutate(_period_key=periods.key(t[m.date_column], q.grain))
+    g = _quantile_groups(t, [*q.by, "_period_key", *extra], m.q)
+    g = g.mutate(period=periods.start(g._period_key, q.grain))
+    return g.select(*q.by, "period", *extra, "value", "lo", "hi", "n")
 
 
 def _quantile_groups(t, group: list[str], q: float):
@@ -430,15 +434,15 @@ def _means_from_sums(raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({**kept, "mean": mean, "sd": np.where(n > 1, np.sqrt(np.clip(var, 0, None)), math.nan)})
 
 
-def _shared_statement(t, members: list[tuple[str, Metric, "MetricQuery"]], keys: list, sums: bool):
-    """One aggregate over ``t`` grouped by ``keys`` with every member metric's statistics, each
-    column prefixed with the member's position; returns the expression and each member's columns."""
+def _shared_aggs(t, members: list[tuple[str, Metric, "MetricQuery"]], sums: bool) -> tuple[dict, dict]:
+    """The aggregates of every member metric's statistics over ``t``, for one statement, each column
+    prefixed with the member's position; and each member's columns (prefixed name → usual name)."""
     aggs, cols = {}, {}
     for i, (name, m, q) in enumerate(members):
         a = _where_aggs(t, m, q, sums=sums)
         cols[name] = {f"m{i}__{k}": k for k in a}
         aggs.update({f"m{i}__{k}": v for k, v in a.items()})
-    return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)), cols
+    return aggs, cols
 
 
 def _member(raw: pd.DataFrame, key_cols: list[str], cols: dict[str, str]) -> pd.DataFrame:
@@ -508,7 +512,7 @@ def _aggregate_periods(backend, m: Metric, q: MetricQuery, ranges: dict[str, tup
     if m.kind == "quantile":
         expr = _quantiles(t, m, q, extra=("_per",))
     else:
-        expr = t.group_by([*_keys(t, m, q), t._per]).aggregate(**_where_aggs(t, m, q, narrowed=True))
+        expr = _group(t, m, q, _where_aggs(t, m, q, narrowed=True), extra=("_per",))
     return _split_periods(expr.execute(), ranges, keyed=bool(q.by or q.grain))
 
 
@@ -554,17 +558,14 @@ def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFram
         aggs = dict(active=active.cast("int64").sum(), lost=lost.cast("int64").sum())
         return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
     # With a grain: signups and churns per period, accumulated over a calendar in pandas.
-    g = GRAINS[q.grain]
-    sp = t.signup_at.truncate(g)
-    keys = [t[d] for d in q.by]
-    signups = t.group_by([*keys, sp.name("period")]).aggregate(signups=t.count()).execute()
-    churned = t.filter(t.churned_at.notnull())
-    churn_keys = [churned[d] for d in q.by]
-    churns = churned.group_by([*churn_keys, churned.churned_at.truncate(g).name("period"),
-                               (churned.signup_at.truncate(g) < churned.churned_at.truncate(g)).name("from_before")]) \
-        .aggregate(churns=churned.count()).execute()
-    periods = pd.date_range(pd.Timestamp(span_lo).to_period(_period_code(q.grain)).start_time,
-                            pd.Timestamp(span_hi), freq=PANDAS_FREQ[q.grain])
+    signups = periods.group_by_period(t, [t[d] for d in q.by], t.signup_at, q.grain,
+                                      dict(signups=t.count())).execute()
+    c = t.filter(t.churned_at.notnull())
+    from_before = periods.key(c.signup_at, q.grain) < periods.key(c.churned_at, q.grain)
+    churns = periods.group_by_period(c, [*(c[d] for d in q.by), from_before.name("from_before")], c.churned_at,
+                                     q.grain, dict(churns=c.count())).execute()
+    calendar = pd.date_range(pd.Timestamp(span_lo).to_period(_period_code(q.grain)).start_time,
+                             pd.Timestamp(span_hi), freq=PANDAS_FREQ[q.grain])
     groups = signups[list(q.by)].drop_duplicates() if q.by else pd.DataFrame(index=[0])
     rows = []
     for _, grp in groups.iterrows():
@@ -573,7 +574,7 @@ def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFram
         s_by = sel_s.groupby("period")["signups"].sum()
         c_all = sel_c.groupby("period")["churns"].sum()
         c_before = sel_c[sel_c["from_before"].astype(bool)].groupby("period")["churns"].sum()
-        for p in periods:
+        for p in calendar:
             p = pd.Timestamp(p)
             active = int(s_by[s_by.index < p].sum() - c_all[c_all.index < p].sum())
             lost = int(c_before.get(p, 0))
@@ -597,24 +598,23 @@ def _backlog_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFr
         open_ = (t.created_at < e) & (t.resolved_at.isnull() | (t.resolved_at >= e))
         aggs = dict(n=open_.cast("int64").sum())
         return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
-    g = GRAINS[q.grain]
-    created = t.group_by([*keys, t.created_at.truncate(g).name("period")]).aggregate(c=t.count()).execute()
+    created = periods.group_by_period(t, keys, t.created_at, q.grain, dict(c=t.count())).execute()
     r = t.filter(t.resolved_at.notnull())
-    resolved = r.group_by([*[r[d] for d in q.by], r.resolved_at.truncate(g).name("period")]).aggregate(r=r.count()).execute()
+    resolved = periods.group_by_period(r, [r[d] for d in q.by], r.resolved_at, q.grain, dict(r=r.count())).execute()
     lo = start or (created["period"].min().date() if len(created) else None)
     hi = end or (max(created["period"].max(), resolved["period"].max() if len(resolved) else created["period"].max()).date()
                  if len(created) else None)
     if lo is None:
         return pd.DataFrame(columns=[*q.by, "period", "n"])
-    periods = pd.date_range(pd.Timestamp(lo).to_period(_period_code(q.grain)).start_time, pd.Timestamp(hi),
-                            freq=PANDAS_FREQ[q.grain])
+    calendar = pd.date_range(pd.Timestamp(lo).to_period(_period_code(q.grain)).start_time, pd.Timestamp(hi),
+                             freq=PANDAS_FREQ[q.grain])
     groups = created[list(q.by)].drop_duplicates() if q.by else pd.DataFrame(index=[0])
     rows = []
     for _, grp in groups.iterrows():
         c = created if not q.by else created.merge(grp.to_frame().T, on=list(q.by))
         rr = resolved if not q.by else resolved.merge(grp.to_frame().T, on=list(q.by))
         c_by, r_by = c.groupby("period")["c"].sum(), rr.groupby("period")["r"].sum()
-        for p in periods:
+        for p in calendar:
             p = pd.Timestamp(p)
             # Open at the end of period p = created in or before p minus resolved in or before p.
             n = int(c_by[c_by.index <= p].sum() - r_by[r_by.index <= p].sum())
@@ -739,9 +739,8 @@ def query_metrics(backend, names, *, grain: str | None = None, by=(), start=None
             continue
         _, m0, q0 = members[0]
         t = _filtered(backend, m0, q0, q0.start, q0.end, with_base=False)
-        keys = _keys(t, m0, q0)
-        expr, cols = _shared_statement(t, members, keys, sums=False)
-        raw = expr.execute()
+        aggs, cols = _shared_aggs(t, members, sums=False)
+        raw = _group(t, m0, q0, aggs).execute()
         key_cols = [*q0.by, *(["period"] if q0.grain else [])]
         for name, m, q in members:
             part = _member(raw, key_cols, cols[name]) if key_cols else raw[list(cols[name])].rename(columns=cols[name])
@@ -938,8 +937,9 @@ def compare_metrics_by_each(backend, names, *, dims, start, end, compare: str = 
             together = [d for d in dims if t[d].type().is_string()]
             shared = [x for x in members if x[1].kind in ADDITIVE_KINDS or (x[1].kind == "ratio" and not dims)]
             if shared:
-                expr, cols = _shared_statement(t, shared, [t._per, *[t[d] for d in together]], sums=True)
-                cube = expr.limit(MAX_CUBE_ROWS + 1).execute()
+                aggs, cols = _shared_aggs(t, shared, sums=True)
+                cube = t.group_by([t._per, *[t[d] for d in together]]).aggregate(**aggs).limit(MAX_CUBE_ROWS + 1) \
+                    .execute()
                 if len(cube) <= MAX_CUBE_ROWS:
                     # Each breakdown's sums for every shared metric at once.
                     every = _breakdown_sums(cube, together, {c: k for name, _, _ in shared
@@ -969,13 +969,13 @@ def _breakdown_sums(cube: pd.DataFrame, dims: list[str], stat: dict[str, str]) -
     from one grouping of the cube's rows repeated once per breakdown, each copy keyed by breakdown,
     period and value in that order (a missing value last)."""
     size = len(cube)
-    per, periods = pd.factorize(cube["_per"], sort=True)
+    per, per_values = pd.factorize(cube["_per"], sort=True)
     keys, values = [per * (size + 1)], [np.full(size, None, dtype=object)]
     for d in dims:
         codes, uniques = pd.factorize(cube[d], sort=True)
         keys.append(per * (size + 1) + np.where(codes < 0, len(uniques), codes))
         values.append(cube[d].to_numpy(dtype=object, na_value=math.nan))
-    span = len(periods) * (size + 1)  # the keys of one breakdown, after the previous one's
+    span = len(per_values) * (size + 1)  # the keys of one breakdown, after the previous one's
     key = np.concatenate([k + i * span for i, k in enumerate(keys)])
     groups = cube[list(stat)].take(np.tile(np.arange(size), len(keys))).groupby(key, sort=True)
     lows = [c for c, k in stat.items() if k == "_lo"]
