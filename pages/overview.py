@@ -77,7 +77,9 @@ for i, k in enumerate(tiles):
         bits = [f"n = {k.n:,}" + (" · low sample" if k.low_n else "")]
         if not delta:
             bits.append(note)
-        if k.target is not None:
+        if k.target is not None and k.status is None:  # no value to hold against the target
+            bits.append(f"target {metrics.format_value(k.metric, k.target)}")
+        elif k.target is not None:
             met = k.status == "on target"
             bits.append(f":{'green' if met else 'orange'}[target {metrics.format_value(k.metric, k.target)} "
                         f"{'met' if met else 'not met'}]")

@@ -184,3 +184,12 @@ def test_tables_show_headers_written_for_people(app_store_path, page):
     assert READABLE[page] <= set(shown), READABLE[page] - set(shown)
     # A cell with no value shows a dash, not Streamlit's default word "None" (an editor's new rows start empty).
     assert {frame.proto.placeholder for frame in at.dataframe if not frame.proto.editing_mode} == {"—"}
+
+
+def test_a_tile_without_a_value_names_its_target_without_judging_it(app_db):
+    # 1 Oct 2024 holds no answer (the first is on the 2nd): no NPS to hold against the +30 target, so it is
+    # neither met nor missed.
+    at = _app({"range": "custom", "from": "2024-10-01", "to": "2024-10-01"})
+    assert {m.label: m.value for m in at.metric}["NPS"] == "–"
+    captions = [c.value for c in at.caption if c.value.startswith("n = 0")]
+    assert captions and "target +30.0" in captions[0] and "met" not in captions[0], captions
