@@ -39,18 +39,18 @@ def start(k, grain: str):
         return k.cast("timestamp")
     if grain == "week":
         return k
+    # The remainders from floor division: SQL's % keeps the sign of a negative key (a year before 1 AD).
     if grain == "month":
-        return ibis.date(k // 12, k % 12 + 1, 1).cast("timestamp")
+        return ibis.date(k // 12, k - k // 12 * 12 + 1, 1).cast("timestamp")
     if grain == "quarter":
-        return ibis.date(k // 4, k % 4 * 3 + 1, 1).cast("timestamp")
+        return ibis.date(k // 4, (k - k // 4 * 4) * 3 + 1, 1).cast("timestamp")
     if grain == "year":
         return ibis.date(k, 1, 1).cast("timestamp")
     raise ValueError(grain)
 
 
-def group_by_period(t, keys: list, ts, grain: str, aggs: dict, name: str = "period"):
-    """``t.group_by([*keys, ts.truncate(grain).name(name)]).aggregate(**aggs)``, the same rows and
-    columns, grouped by the period's key (see the module's note)."""
+def group_by_period(t, keys: list, ts, grain: str, aggs: dict):
+    """The rows and columns of ``t.group_by([*keys, <ts truncated to the grain>.name("period")]).aggregate(**aggs)``
+    (Ibis's ``truncate`` with "D", "W", "M", "Q" or "Y"), grouped by the period's key (see the module's note)."""
     g = t.group_by([*keys, key(ts, grain).name("_period_key")]).aggregate(**aggs)
-    order = [*(k.get_name() for k in keys), name, *aggs]
-    return g.mutate(**{name: start(g._period_key, grain)}).select(order)
+    return g.mutate(period=start(g._period_key, grain)).select(*(k.get_name() for k in keys), "period", *aggs)

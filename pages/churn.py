@@ -13,9 +13,9 @@ import streamlit as st
 
 from cx import clv, metrics, retention, stats
 from cx.errors import TouchpointError
-from pages._ui import (METRIC_COLOURS, SERIES_COLOURS, cached_availability, cached_row_counts, current_settings,
-                       dim_label, get_store, page_option, show_chart, show_error, show_table, style_figure,
-                       table_download, version)
+from pages._ui import (METRIC_COLOURS, MISSING, SERIES_COLOURS, cached_availability, cached_row_counts,
+                       current_settings, dim_label, get_store, page_option, show_chart, show_error, show_table,
+                       style_figure, table_download, version)
 
 CHURN = METRIC_COLOURS["churn_rate"]
 RETENTION = METRIC_COLOURS["retention_rate"]
@@ -356,7 +356,7 @@ with tab_survival:
             "Low n": summ["customers"] < settings.min_n})
         count_columns = {c: st.column_config.NumberColumn(format="localized") for c in ("Customers", "Lost")}
         show_table(table, column_config=count_columns)
-        st.caption("Median stay: when half the group has left (None while fewer than half have left so far). "
+        st.caption(f"Median stay: when half the group has left ({MISSING} while fewer than half have left so far). "
                    f"Low n: fewer than {settings.min_n} customers, so the curve is rough.")
         table_download(table, "touchpoint-survival", key="churn_survival_csv")
 
@@ -536,8 +536,10 @@ with tab_risk:
         horizon_m = int(st.session_state.get("opt_horizon", 12))
         discount_pct = float(st.session_state.get("churn_discount", 1.0))
         no_nps = cached_availability(v).get("nps")  # why there is no NPS to pick detractors by, or None
+        if no_nps:  # switched on before the answers were removed: shown off, as the list is not narrowed
+            st.session_state["churn_detractors"] = False
         detractors = st.toggle("Detractors only (latest NPS 0–6)", key="churn_detractors", disabled=bool(no_nps),
-                               help=no_nps) and not no_nps
+                               help=no_nps)
         try:
             with st.spinner("Ranking customers by value at risk…"):
                 risk, by_nps = _at_risk(v, float(horizon_m), discount_pct / 100, where, detractors)

@@ -104,6 +104,12 @@ def test_orders_only_use_inactivity_and_still_give_value(app_store_path):
     # With no NPS answers there are no detractors to pick: the switch is off and says why.
     switch = at.toggle(key="churn_detractors")
     assert switch.proto.disabled and "NPS" in switch.proto.help
+    # Left on from before the answers were removed, it shows off: the list is not narrowed to detractors.
+    at.session_state["churn_detractors"] = True
+    at.run()
+    assert at.toggle(key="churn_detractors").value is False
+    assert len(next(d.value for d in at.dataframe if "Value at risk" in d.value)) == len(risk)
+    assert "(— while fewer than half have left so far)" in _texts(at)
     assert ("Not shown, as none of these customers has one: an NPS answer, a CSAT answer, a comment or a support "
             "ticket." in text)
     survival = next(d.value for d in at.dataframe if "Group" in d.value).set_index("Group")

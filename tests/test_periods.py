@@ -71,3 +71,19 @@ def test_a_period_start_is_a_timestamp(table):
 def test_an_unknown_grain_is_refused(table):
     with pytest.raises(ValueError):
         periods.key(table.ts, "fortnight")
+
+
+@pytest.mark.parametrize("grain", ["month", "quarter", "year"])
+def test_a_year_before_1_ad_has_its_period_start(grain):
+    # The key is negative there; SQL's % keeps its sign, so the month is taken from floor division.
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE bc AS SELECT CAST('0044-03-15 (BC)' AS TIMESTAMP) AS ts")
+    t = ibis.duckdb.from_connection(con).table("bc")
+    got = periods.group_by_period(t, [], t.ts, grain, {"n": t.count()})
+    code = {"month": "M", "quarter": "Q", "year": "Y"}[grain]
+    expected = t.group_by(t.ts.truncate(code).name("period")).aggregate(n=t.count())
+    # As text: pandas and Python's datetime stop at year 1.
+    assert [e.select(p=e.period.cast("string"), n=e.n).execute().values.tolist() for e in (got, expected)] == \
+        [[["0044-03-01 (BC) 00:00:00" if grain == "month" else "0044-01-01 (BC) 00:00:00", 1]]] * 2
