@@ -74,9 +74,14 @@ for i, k in enumerate(tiles):
             chart_data=[p[1] for p in k.sparkline] or None, chart_type="line", height=190,
             delta_description=note if delta else None,
         )
-        bits = [f"n = {k.n:,}" + (" · low sample" if k.low_n else "")]
-        if not delta:
-            bits.append(note)
+        if k.value is None and not k.n:  # say why there is nothing, rather than "n = 0 · low sample"
+            churn = metrics.REGISTRY[k.metric].kind in ("churn", "retention")
+            bits = [f"no customers yet on {filters.start:%d %b %Y}, the range's first day" if churn
+                    else "no data in this range"]
+        else:
+            bits = [f"n = {k.n:,}" + (" · low sample" if k.low_n else "")]
+            if not delta:
+                bits.append(note)
         if k.target is not None and k.status is None:  # no value to hold against the target
             bits.append(f"target {metrics.format_value(k.metric, k.target)}")
         elif k.target is not None:

@@ -188,8 +188,17 @@ def test_tables_show_headers_written_for_people(app_store_path, page):
 
 def test_a_tile_without_a_value_names_its_target_without_judging_it(app_db):
     # 1 Oct 2024 holds no answer (the first is on the 2nd): no NPS to hold against the +30 target, so it is
-    # neither met nor missed.
+    # neither met nor missed, and the caption says why there is no value (it said "n = 0 · low sample").
     at = _app({"range": "custom", "from": "2024-10-01", "to": "2024-10-01"})
     assert {m.label: m.value for m in at.metric}["NPS"] == "–"
-    captions = [c.value for c in at.caption if c.value.startswith("n = 0")]
-    assert captions and "target +30.0" in captions[0] and "met" not in captions[0], captions
+    captions = [c.value for c in at.caption if "target +30.0" in c.value]
+    assert captions == ["no data in this range · target +30.0"], captions
+
+
+def test_churn_over_all_history_says_nobody_was_a_customer_yet(app_store_path):
+    demo.load_demo(open_store(app_store_path), scale=0.2)
+    at = _app({"range": "all"})
+    assert {m.label: m.value for m in at.metric}["Churn rate"] == "–"
+    start = at.session_state["filters"].start
+    assert any(c.value.startswith(f"no customers yet on {start:%d %b %Y}, the range's first day")
+               for c in at.caption), [c.value for c in at.caption]
