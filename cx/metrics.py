@@ -536,9 +536,7 @@ def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFram
             raise UnknownDimension("These customers have tenure and a churned flag but no dates, so churn has no "
                                    "time trend.", fix="Show churn without a time grain, or import signup and churn dates.")
         t = t.filter(t.churned.notnull())
-        keys = [t[d] for d in q.by]
-        aggs = dict(active=t.count(), lost=t.churned.cast("int64").sum())
-        return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
+        return _group(t, m, q, dict(active=t.count(), lost=t.churned.cast("int64").sum())).execute()
     t = t.filter(t.signup_at.notnull())
     span_lo, span_hi = start, end
     if span_lo is None or span_hi is None:
@@ -554,9 +552,7 @@ def _churn_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFram
             s = _ts(start)
             active = (t.signup_at < s) & (t.churned_at.isnull() | (t.churned_at >= s))
         lost = active & t.churned_at.notnull() & (t.churned_at < e)
-        keys = [t[d] for d in q.by]
-        aggs = dict(active=active.cast("int64").sum(), lost=lost.cast("int64").sum())
-        return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
+        return _group(t, m, q, dict(active=active.cast("int64").sum(), lost=lost.cast("int64").sum())).execute()
     # With a grain: signups and churns per period, accumulated over a calendar in pandas.
     signups = periods.group_by_period(t, [t[d] for d in q.by], t.signup_at, q.grain,
                                       dict(signups=t.count())).execute()
@@ -589,16 +585,14 @@ def _period_code(grain: str) -> str:
 def _backlog_counts(backend, m: Metric, q: MetricQuery, start, end) -> pd.DataFrame:
     """Tickets open at the end of the range (or of each period): created by then, not resolved by then."""
     t = _filtered(backend, m, q, None, None, use_dates=False)
-    keys = [t[d] for d in q.by]
     if not q.grain:
         if end is None:
             hi = t.aggregate(hi=ibis.greatest(t.created_at.max(), t.resolved_at.max())).execute()["hi"].iloc[0]
             end = pd.Timestamp(hi).date() if hi is not None and not pd.isna(hi) else date.today()
         e = _ts(end + timedelta(days=1))
         open_ = (t.created_at < e) & (t.resolved_at.isnull() | (t.resolved_at >= e))
-        aggs = dict(n=open_.cast("int64").sum())
-        return (t.group_by(keys).aggregate(**aggs) if keys else t.aggregate(**aggs)).execute()
-    created = periods.group_by_period(t, keys, t.created_at, q.grain, dict(c=t.count())).execute()
+        return _group(t, m, q, dict(n=open_.cast("int64").sum())).execute()
+    created = periods.group_by_period(t, [t[d] for d in q.by], t.created_at, q.grain, dict(c=t.count())).execute()
     r = t.filter(t.resolved_at.notnull())
     resolved = periods.group_by_period(r, [r[d] for d in q.by], r.resolved_at, q.grain, dict(r=r.count())).execute()
     lo = start or (created["period"].min().date() if len(created) else None)
@@ -702,17 +696,22 @@ def _present(m: Metric, q: MetricQuery, raw: pd.DataFrame) -> pd.DataFrame:
     range, sorted by the keys."""
     cols = _finished(m, raw, q.min_n)
     keys = [*q.by, *(["period"] if q.grain else [])]
-    inside = None
-    if "period" in cols:
-        period = cols["period"] = pd.to_datetime(cols["period"])
-        inside = np.ones(len(raw), bool)
-        if q.start is not None:
-            inside &= (period >= pd.Timestamp(q.start).to_period(_period_code(q.grain)).start_time).to_numpy()
-        if q.end is not None:
-            inside &= (period <= pd.Timestamp(q.end)).to_numpy()
     out = pd.DataFrame({c: cols[c] for c in [*keys, "value", "n", "ci_low", "ci_high", "low_n"]}, index=raw.index)
-    out = out if inside is None else out[inside]
+    if "period" in cols:
+        out["period"] = pd.to_datetime(out["period"])
+        out = out[_in_range(out["period"], q)]
     return out.sort_values(keys).reset_index(drop=True) if keys else out.reset_index(drop=True)
+
+
+def _in_range(period: pd.Series, q: MetricQuery) -> np.ndarray:
+    """Which periods (their first instants) belong to the query's range: from the one holding its start
+    to its end."""
+    inside = np.ones(len(period), bool)
+    if q.start is not None:
+        inside &= (period >= pd.Timestamp(q.start).to_period(_period_code(q.grain)).start_time).to_numpy()
+    if q.end is not None:
+        inside &= (period <= pd.Timestamp(q.end)).to_numpy()
+    return inside
 
 
 def query_metrics(backend, names, *, grain: str | None = None, by=(), start=None, end=None,
@@ -1123,10 +1122,7 @@ def trend(backend, metric: str, *, grain: str, by: str | None = None, start=None
             raw = pd.concat([raw, other], ignore_index=True)
     out = _finish(m, raw, q.min_n)
     out["period"] = pd.to_datetime(out["period"])
-    if q.start is not None:
-        out = out[out["period"] >= pd.Timestamp(q.start).to_period(_period_code(grain)).start_time]
-    if q.end is not None:
-        out = out[out["period"] <= pd.Timestamp(q.end)]
+    out = out[_in_range(out["period"], q)]
     keys = [by] if by else []
     out = out.sort_values([*keys, "period"]).reset_index(drop=True)
     changed, p_values = [], []
