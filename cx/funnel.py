@@ -443,11 +443,12 @@ def step_catalog(store: Store) -> pd.DataFrame:
             # An event may carry this name too: then it is one step (a funnel reads both), counted over both,
             # in the events' place.
             shared = catalog["step"] == name
-            if shared.any():
+            also_event = bool(shared.any())
+            if also_event:
                 rows += " UNION ALL SELECT customer_id FROM events WHERE step = $name"
             counts = cur.execute(f"SELECT count(*)::BIGINT, count(DISTINCT customer_id)::BIGINT FROM ({rows})",
-                                 {"name": name} if shared.any() else {}).fetchone()
-            if shared.any():
+                                 {"name": name} if also_event else {}).fetchone()
+            if also_event:
                 catalog.loc[shared, ["events", "customers"]] = counts
             else:
                 frames.append(pd.DataFrame({"step": [name], "events": [counts[0]], "customers": [counts[1]],
