@@ -254,10 +254,10 @@ def _step_table(table: pd.DataFrame, q: FunnelQuery) -> None:
     if q.by:
         rename[q.by] = dim_label(q.by)
     show_table(show.rename(columns=rename),
-                 column_config={"% of entrants": st.column_config.NumberColumn(format="%.1f%%"),
-                                "% of previous step": st.column_config.NumberColumn(format="%.1f%%"),
-                                "Customers": st.column_config.NumberColumn(format="localized"),
-                                "Dropped off": st.column_config.NumberColumn(format="localized")})
+               column_config={"% of entrants": st.column_config.NumberColumn(format="%.1f%%"),
+                              "% of previous step": st.column_config.NumberColumn(format="%.1f%%"),
+                              "Customers": st.column_config.NumberColumn(format="localized"),
+                              "Dropped off": st.column_config.NumberColumn(format="localized")})
     table_download(table, "funnel_steps", key="journey_steps_csv", label="Download the step table (CSV)")
 
 
@@ -348,7 +348,7 @@ def _dropped(q: FunnelQuery, table: pd.DataFrame) -> None:
                                         "window_ends_at": "Window closed", **({q.by: dim_label(q.by)} if q.by else {})})
         minutes = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
         show_table(shown.head(200),
-                     column_config={c: minutes for c in ("Entered", "Reached at", "Window closed")})
+                   column_config={c: minutes for c in ("Entered", "Reached at", "Window closed")})
         table_download(shown, f"dropped_before_step_{step}", key="journey_dropped_csv",
                        label=f"Download all {len(dropped):,} customers (CSV)")
 

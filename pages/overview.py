@@ -82,12 +82,12 @@ for i, k in enumerate(tiles):
             bits = [f"n = {k.n:,}" + (" · low sample" if k.low_n else "")]
             if not delta:
                 bits.append(note)
-        if k.target is not None and k.status is None:  # no value to hold against the target
-            bits.append(f"target {metrics.format_value(k.metric, k.target)}")
-        elif k.target is not None:
+        if k.target is not None:
+            target = f"target {metrics.format_value(k.metric, k.target)}"
             met = k.status == "on target"
-            bits.append(f":{'green' if met else 'orange'}[target {metrics.format_value(k.metric, k.target)} "
-                        f"{'met' if met else 'not met'}]")
+            # Without a value there is nothing to hold against the target: named, not judged.
+            bits.append(target if k.status is None else
+                        f":{'green' if met else 'orange'}[{target} {'met' if met else 'not met'}]")
         st.caption(" · ".join(bits))
 
 left, right = st.columns([2, 3])
@@ -132,7 +132,7 @@ movers = insights.top_movers(changes)
 st.subheader("Top movers")
 if not movers.empty:
     show_table(movers,
-                 column_config={"Change": st.column_config.NumberColumn(format="%+.1f")})
+               column_config={"Change": st.column_config.NumberColumn(format="%+.1f")})
     st.caption("Segments whose change is significant, largest first. n is the number of answers or tickets.")
 else:
     st.caption("No segment moved significantly.")

@@ -97,10 +97,10 @@ table = df.rename(columns={"value": m.label, "ci_low": "95% low", "ci_high": "95
                            "p_vs_rest": "p vs rest", "differs": "Differs", "n": "Observations"}
                   ).drop(columns=["overall"])
 show_table(table,
-             column_config={**{d: st.column_config.TextColumn(dim_label(d)) for d in by},
-                            "Observations": st.column_config.NumberColumn(format="localized"),
-                            m.label: st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
-                            "95% low": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
-                            "95% high": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
-                            "p vs rest": st.column_config.NumberColumn(format="%.4f")})
+           column_config={**{d: st.column_config.TextColumn(dim_label(d)) for d in by},
+                          "Observations": st.column_config.NumberColumn(format="localized"),
+                          m.label: st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
+                          "95% low": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
+                          "95% high": st.column_config.NumberColumn(format=f"%.{m.decimals}f"),
+                          "p vs rest": st.column_config.NumberColumn(format="%.4f")})
 table_download(table, f"touchpoint-{metric}-segments", key="segments_csv")

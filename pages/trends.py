@@ -102,12 +102,12 @@ with st.expander("Table of these numbers"):
     table = df.copy()
     table["period"] = table["period"].dt.strftime("%Y-%m-%d")
     show_table(table,
-                 column_config={"period": st.column_config.TextColumn(f"{grain.capitalize()} starting"),
-                                "n": st.column_config.NumberColumn("Observations", format="localized"),
-                                "low_n": st.column_config.CheckboxColumn("Low n"),
-                                "changed": st.column_config.CheckboxColumn("Significant change"),
-                                "value": st.column_config.NumberColumn(m.label, format=f"%.{m.decimals}f"),
-                                "ci_low": st.column_config.NumberColumn("95% low", format=f"%.{m.decimals}f"),
-                                "ci_high": st.column_config.NumberColumn("95% high", format=f"%.{m.decimals}f"),
-                                "p_change": st.column_config.NumberColumn("p (vs previous)", format="%.4f")})
+               column_config={"period": st.column_config.TextColumn(f"{grain.capitalize()} starting"),
+                              "n": st.column_config.NumberColumn("Observations", format="localized"),
+                              "low_n": st.column_config.CheckboxColumn("Low n"),
+                              "changed": st.column_config.CheckboxColumn("Significant change"),
+                              "value": st.column_config.NumberColumn(m.label, format=f"%.{m.decimals}f"),
+                              "ci_low": st.column_config.NumberColumn("95% low", format=f"%.{m.decimals}f"),
+                              "ci_high": st.column_config.NumberColumn("95% high", format=f"%.{m.decimals}f"),
+                              "p_change": st.column_config.NumberColumn("p (vs previous)", format="%.4f")})
     table_download(table, f"touchpoint-{metric}-{grain}", key="trends_csv")

@@ -207,17 +207,17 @@ with tab_themes:
         if not metric:
             table = table.drop(columns=[c for c in table.columns if "Mean " in c or "Diff" in c or "Cost" in c])
         show_table(table,
-                     column_config={"Mentions": st.column_config.NumberColumn(format="localized"),
-                                    "Scored answers": st.column_config.NumberColumn(format="localized"),
-                                    "% of comments": st.column_config.NumberColumn(format="%.1f"),
-                                    "Mean sentiment": st.column_config.NumberColumn(format="%+.2f"),
-                                    "% negative": st.column_config.NumberColumn(format="%.0f"),
-                                    f"Mean {mlabel} with": st.column_config.NumberColumn(format="%.2f"),
-                                    f"Mean {mlabel} without": st.column_config.NumberColumn(format="%.2f"),
-                                    "Difference": st.column_config.NumberColumn(format="%+.2f"),
-                                    "Diff. low": st.column_config.NumberColumn(format="%+.2f"),
-                                    "Diff. high": st.column_config.NumberColumn(format="%+.2f"),
-                                    f"Cost ({cost_unit})": st.column_config.NumberColumn(format="%.1f")})
+                   column_config={"Mentions": st.column_config.NumberColumn(format="localized"),
+                                  "Scored answers": st.column_config.NumberColumn(format="localized"),
+                                  "% of comments": st.column_config.NumberColumn(format="%.1f"),
+                                  "Mean sentiment": st.column_config.NumberColumn(format="%+.2f"),
+                                  "% negative": st.column_config.NumberColumn(format="%.0f"),
+                                  f"Mean {mlabel} with": st.column_config.NumberColumn(format="%.2f"),
+                                  f"Mean {mlabel} without": st.column_config.NumberColumn(format="%.2f"),
+                                  "Difference": st.column_config.NumberColumn(format="%+.2f"),
+                                  "Diff. low": st.column_config.NumberColumn(format="%+.2f"),
+                                  "Diff. high": st.column_config.NumberColumn(format="%+.2f"),
+                                  f"Cost ({cost_unit})": st.column_config.NumberColumn(format="%.1f")})
         if metric:
             st.caption(f"Mean {mlabel} ({voice.SCALE_LABELS[metric]}) of the comments mentioning the theme against the "
                        f"other comments, with the difference's {1 - settings.alpha:.0%} Welch interval. A theme is "
@@ -233,9 +233,9 @@ with tab_themes:
         else:
             # Plain-text cells: a comment is never rendered as Markdown or HTML.
             show_table(examples[["date", "comment", "category", "sentiment"]],
-                         column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
-                                        "comment": st.column_config.TextColumn("Comment", width="large"),
-                                        "category": "Score group", "sentiment": "Sentiment"})
+                       column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
+                                      "comment": st.column_config.TextColumn("Comment", width="large"),
+                                      "category": "Score group", "sentiment": "Sentiment"})
             st.caption(f"The newest {len(examples)} different comments of {n_ex:,} such comments; all of them "
                        "under **Comments**.")
 
@@ -307,12 +307,12 @@ with tab_verbatims:
         order = [c for c in ("date", "comment", "category", "nps", "csat", "ces", "sentiment", "sentiment_score",
                              "themes", "channel", "customer", "language") if c in shown.columns]
         show_table(shown, column_order=order,
-                     column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
-                                    "comment": st.column_config.TextColumn("Comment", width="large"),
-                                    "category": "Score group", "nps": "NPS", "csat": "CSAT", "ces": "CES",
-                                    "sentiment": "Sentiment", "themes": "Themes", "channel": "Channel",
-                                    "customer": "Customer", "language": "Language",
-                                    "sentiment_score": st.column_config.NumberColumn("Sentiment score", format="%+.2f")})
+                   column_config={"date": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD"),
+                                  "comment": st.column_config.TextColumn("Comment", width="large"),
+                                  "category": "Score group", "nps": "NPS", "csat": "CSAT", "ces": "CES",
+                                  "sentiment": "Sentiment", "themes": "Themes", "channel": "Channel",
+                                  "customer": "Customer", "language": "Language",
+                                  "sentiment_score": st.column_config.NumberColumn("Sentiment score", format="%+.2f")})
         # Read and built when a download is clicked, not on every rerun (up to 100,000 comments); so it holds
         # the comments as they are then (an import since may add some).
         query = dict(source=source, start=filters.start, end=filters.end, where=filters.where, search=search,
